@@ -7,8 +7,17 @@
 // embedded, numbered migrations and pass the same conformance suite
 // (package storetest). SQL lives only in this package tree.
 //
-// Times are stored as UTC unix nanoseconds (BIGINT) so that Sentinel's
-// 100 ns timestamps round-trip exactly on both engines.
+// Open picks the engine from the DSN ("postgres://…" or a SQLite path) and
+// checks the schema; Migrate applies the embedded migrations
+// (migrations/NNNN_what.sql, see migrate.go for how to add one). NewID makes
+// the ids callers give to new rows.
+//
+// Storage conventions, the same on both engines: times are UTC unix
+// nanoseconds (BIGINT, zero time = 0) so that Sentinel's 100 ns timestamps
+// round-trip exactly, and times come back in UTC; string lists are JSON
+// text (an empty list reads back as nil); an alert's payload is TEXT holding
+// the JSON bytes unchanged; secrets arrive already encrypted (package
+// secrets) and are stored as BLOB/BYTEA.
 package store
 
 import (
@@ -33,6 +42,9 @@ var (
 	// ErrSchemaOutdated: the database schema is older than this binary; run
 	// `clarion migrate`.
 	ErrSchemaOutdated = errors.New("store: schema outdated, run `clarion migrate`")
+	// ErrSchemaNewer: the database was migrated by a newer clarion than this
+	// binary; it is refused rather than misread. Run the newer version.
+	ErrSchemaNewer = errors.New("store: schema is newer than this binary, upgrade clarion")
 )
 
 // Workspace is a Clarion workspace (a tenant of Clarion, not of Microsoft).
@@ -89,8 +101,11 @@ type Connection struct {
 	StateReason     string // a sentence a SOC engineer can act on
 	ConnectedAt     time.Time
 	UpdatedAt       time.Time
-	// Version increases on every write; RotateRefreshToken compares it so
-	// that a rotated refresh token is never overwritten by an older one.
+	// Version increases on every write of the credential (UpsertConnection,
+	// RotateRefreshToken); RotateRefreshToken compares it so that a rotated
+	// refresh token is never overwritten by an older one. SetConnectionState
+	// does not change it, so that a state change racing a refresh never makes
+	// the refresh's rotated token look stale (and get lost).
 	Version int64
 }
 
@@ -190,7 +205,9 @@ type Alert struct {
 }
 
 // AlertFilter selects alerts for ListAlerts. Results are newest first
-// (IngestedAt desc, ID desc); Before* is the keyset cursor of the next page.
+// (IngestedAt desc, ID desc); Before* is the keyset cursor of the next page:
+// pass the IngestedAt and ID of the last alert of the previous page. Limit
+// defaults to DefaultAlertLimit and is capped at MaxAlertLimit.
 type AlertFilter struct {
 	MonitorID        string
 	Severity         string
@@ -198,6 +215,12 @@ type AlertFilter struct {
 	BeforeID         string
 	Limit            int
 }
+
+// ListAlerts page sizes.
+const (
+	DefaultAlertLimit = 50
+	MaxAlertLimit     = 500
+)
 
 // Store is the narrow, use-case shaped persistence API. Every method takes
 // ctx first. Workspace-scoped reads take the workspace id and return
@@ -211,6 +234,8 @@ type Store interface {
 	GetWorkspace(ctx context.Context, id string) (Workspace, error)
 	ListWorkspaces(ctx context.Context) ([]Workspace, error)
 
+	// CreateAPIToken stores a token; ErrConflict on a duplicate id or hash,
+	// ErrNotFound if the workspace does not exist.
 	CreateAPIToken(ctx context.Context, t APIToken) error
 	// LookupAPIToken finds a token by its hash.
 	LookupAPIToken(ctx context.Context, hash []byte) (APIToken, error)
@@ -221,24 +246,36 @@ type Store interface {
 	TakeOAuthState(ctx context.Context, state string, now time.Time) (OAuthState, error)
 
 	// UpsertConnection stores a (re)connection: it replaces the credential
-	// and state of an existing connection and keeps the monitors.
+	// and state of an existing connection and keeps the monitors. The store
+	// sets Version (1, then +1); an empty State is StateConnected and a zero
+	// UpdatedAt is ConnectedAt. ErrNotFound if the workspace does not exist.
 	UpsertConnection(ctx context.Context, c Connection) error
 	GetConnection(ctx context.Context, workspaceID string) (Connection, error)
-	// SetConnectionState changes state, code and reason only.
+	// SetConnectionState changes state, code, reason and UpdatedAt only (not
+	// Version). ErrNotFound if the workspace has no connection.
 	SetConnectionState(ctx context.Context, workspaceID, state, code, reason string, now time.Time) error
 	// RotateRefreshToken replaces the encrypted refresh token if the row's
 	// Version still equals version; else ErrStale.
 	RotateRefreshToken(ctx context.Context, workspaceID string, version int64, enc []byte, now time.Time) error
 	// DeleteConnection removes the connection and every monitor of the
 	// workspace in one transaction and returns the removed monitor ids.
-	// Alerts stay.
+	// Alerts stay. A CommitPage or FinishPoll racing it either completes
+	// before it or fails with ErrLeaseLost. ErrNotFound if the workspace has
+	// no connection (nothing is removed then).
 	DeleteConnection(ctx context.Context, workspaceID string) ([]string, error)
 
-	CreateMonitor(ctx context.Context, m Monitor) error // ErrConflict on a duplicate name in the workspace
+	// CreateMonitor stores a new monitor: its configuration, CreatedAt,
+	// UpdatedAt and NextPollAt (zero = due at once). Progress and lease start
+	// empty and health starts as m.Health.Status, or HealthPending if empty.
+	// ErrConflict on a duplicate id or a duplicate name in the workspace;
+	// ErrNotFound if the workspace does not exist.
+	CreateMonitor(ctx context.Context, m Monitor) error
 	GetMonitor(ctx context.Context, workspaceID, id string) (Monitor, error)
 	ListMonitors(ctx context.Context, workspaceID string) ([]Monitor, error)
 	// UpdateMonitor writes the configuration fields (name, source, severities,
-	// search, enabled) only; progress, lease and health are untouched.
+	// search, enabled) and UpdatedAt only; progress, lease and health are
+	// untouched. ErrNotFound if no such monitor in the workspace, ErrConflict
+	// on a duplicate name.
 	UpdateMonitor(ctx context.Context, m Monitor) error
 	DeleteMonitor(ctx context.Context, workspaceID, id string) error
 	// ListEnabledMonitors lists every enabled monitor of every workspace (the
@@ -248,12 +285,20 @@ type Store interface {
 	// ClaimPoll takes the monitor's poll lease for owner until leaseUntil if
 	// the monitor exists, is enabled, is due (NextPollAt <= now) and its lease
 	// is free (expired, or already owner's). ok=false means someone else has
-	// it or it is not due; no error.
+	// it, it is not due, disabled or gone; no error. On success the returned
+	// monitor carries the new lease.
 	ClaimPoll(ctx context.Context, monitorID, owner string, now, leaseUntil time.Time) (m Monitor, ok bool, err error)
 	// CommitPage, in one transaction: checks that owner still holds the lease
 	// of an existing monitor (else ErrLeaseLost and nothing written), inserts
 	// the alerts with ON CONFLICT (workspace, incident) DO NOTHING, and moves
 	// the monitor's progress. Returns how many alerts were new.
+	//
+	// Each alert's WorkspaceID and MonitorID default to the monitor's (a
+	// different non-empty value is an error). The watermark never moves
+	// backwards (the stored value is max(old, p.Watermark)); the cursor is
+	// written as given (zero clears it). Concurrent CommitPage calls that
+	// carry the same incidents, from one or several monitors of a workspace,
+	// insert exactly one alert per incident.
 	CommitPage(ctx context.Context, monitorID, owner string, alerts []Alert, p Progress) (inserted int, err error)
 	// FinishPoll writes health and the next due time and releases the lease
 	// (only if owner holds it; else ErrLeaseLost).
@@ -264,6 +309,7 @@ type Store interface {
 	ListAlerts(ctx context.Context, workspaceID string, f AlertFilter) ([]Alert, error)
 	GetAlert(ctx context.Context, workspaceID, id string) (Alert, error)
 	// KnownIncidents reports which of the given incident ids already have an
-	// alert in the workspace (for the "already known" count).
+	// alert in the workspace (for the "already known" count). The map holds
+	// the known ids only; it is never nil.
 	KnownIncidents(ctx context.Context, workspaceID string, incidentIDs []string) (map[string]bool, error)
 }

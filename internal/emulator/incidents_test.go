@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,23 @@ func TestLoadARMPageKeepsEveryIncident(t *testing.T) {
 	}
 	if sev["Low"] != 41 || sev["Medium"] != 7 || sev["High"] != 2 || withURL == 0 {
 		t.Errorf("severities %v, %d with providerIncidentUrl", sev, withURL)
+	}
+}
+
+func TestLoadIncidentDir(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	n, err := f.e.LoadIncidentDir(filepath.Dir(samples.Path(t, "GetIncidents.json")), ContosoTenantID, ContosoWorkspace2ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 50 (ARM page) + 1 + 1 (ARM examples) + 1 (SOAR envelope) + 2 (rows) + 1 + 1 (Graph).
+	if n != 57 {
+		t.Errorf("%d rows loaded, want 57", n)
+	}
+	res, err := f.e.Query(ContosoTenantID, ContosoWorkspace2ID, "SecurityIncident | summarize arg_max(LastModifiedTime, *) by IncidentName | count")
+	if err != nil || res.Tables[0].Rows[0][0] != int64(55) {
+		t.Errorf("distinct incidents %v %v, want 55 (two samples repeat an incident)", res, err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -480,4 +481,43 @@ func TestMCPStandaloneStreamAndDelay(t *testing.T) {
 	if err == nil || time.Since(start) > 30*time.Second {
 		t.Errorf("delayed call: %v after %v, want the caller's deadline", err, time.Since(start))
 	}
+}
+
+// TestCloseEndsOpenStreams: an MCP client that keeps its event stream open
+// must not keep the server from shutting down once Close is called.
+func TestCloseEndsOpenStreams(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{now: testStart}
+	cfg := DefaultConfig()
+	cfg.SigningKey = testKey()
+	cfg.Now = clock.Now
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e.Handler())
+	tok, _ := e.AccessToken(srv.URL, ContosoTenantID, "", SentinelPlatformResource)
+	client := mcp.NewClient(&mcp.Implementation{Name: "leaky", Version: "0"}, nil)
+	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{
+		Endpoint:   srv.URL + "/mcp/data-exploration",
+		HTTPClient: &http.Client{Transport: &recordingTransport{token: tok, base: http.DefaultTransport}},
+		MaxRetries: -1,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.ListTools(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { srv.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not shut down after Emulator.Close")
+	}
+	_ = cs.Close()
 }

@@ -254,6 +254,10 @@ func TestRefreshRotatesAndServesEveryConsentedResource(t *testing.T) {
 	if got := st.Grants["refresh_token"]; got.Count != 2 || !got.Last.Equal(testStart.Add(30*time.Minute)) {
 		t.Errorf("refresh grants %+v, want 2, last at +30m", got)
 	}
+	sid, _ := verifyJWT(t, set, tok["id_token"].(string))["sid"].(string)
+	if got := st.Sessions[sid]; sid == "" || len(st.Sessions) != 1 || got.Count != 2 {
+		t.Errorf("refreshes per connection %v (sid %q), want 2 for the one sign-in", st.Sessions, sid)
+	}
 	if st.Resources[DefenderMCPResource].Count != 1 || st.Resources[SentinelPlatformResource].Count != 2 {
 		t.Errorf("resources %v", st.Resources)
 	}

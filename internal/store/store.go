@@ -226,6 +226,11 @@ const (
 // ctx first. Workspace-scoped reads take the workspace id and return
 // ErrNotFound for rows of another workspace.
 type Store interface {
+	// UserStore: local accounts and browser sessions (users.go).
+	UserStore
+	// SkillStore: skills, their toolsets, and the tool-call audit (skills.go).
+	SkillStore
+
 	Close() error
 	// Engine reports "sqlite" or "postgres".
 	Engine() string

@@ -38,7 +38,9 @@ func (a *API) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.Integration != nil {
-		a.Integration.Connected(res.WorkspaceID)
+		if err := a.Integration.Connected(r.Context(), res.WorkspaceID); err != nil {
+			a.log().Warn("resume polling after connect", "workspace_id", res.WorkspaceID, "err", err)
+		}
 	}
 	a.log().Info("connected", "workspace_id", res.WorkspaceID)
 	a.finish(w, r, res.ReturnTo, "1", "", "Microsoft Sentinel is connected.")

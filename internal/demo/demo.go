@@ -204,18 +204,28 @@ func setup(ctx context.Context, a *app.App, cfg config.Config, emuURL string) (C
 // callback — with the workspace's API token on Clarion's requests only.
 // username picks the account on the sign-in page ("" = the first).
 func Connect(ctx context.Context, clarionURL, apiToken, username string) error {
-	base := &http.Client{Timeout: 30 * time.Second, Transport: &bearerFor{host: hostOf(clarionURL), token: apiToken, next: http.DefaultTransport}}
-	b := emulator.NewBrowser(base)
-	resp, err := b.ClickThrough(ctx, clarionURL+"/integrations/sentinel/connect", emulator.BrowseOptions{Username: username})
+	status, body, err := ConnectWith(ctx, clarionURL, apiToken, emulator.BrowseOptions{Username: username})
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `data-ok="true"`) {
-		return fmt.Errorf("connect ended with HTTP %d: %s", resp.StatusCode, strings.TrimSpace(stripTags(string(body))))
+	if status != http.StatusOK || !strings.Contains(body, `data-ok="true"`) {
+		return fmt.Errorf("connect ended with HTTP %d: %s", status, strings.TrimSpace(stripTags(body)))
 	}
 	return nil
+}
+
+// ConnectWith runs the connect flow with the given browser options and
+// returns the final page's status and body.
+func ConnectWith(ctx context.Context, clarionURL, apiToken string, opts emulator.BrowseOptions) (int, string, error) {
+	base := &http.Client{Timeout: 30 * time.Second, Transport: &bearerFor{host: hostOf(clarionURL), token: apiToken, next: http.DefaultTransport}}
+	b := emulator.NewBrowser(base)
+	resp, err := b.ClickThrough(ctx, clarionURL+"/integrations/sentinel/connect", opts)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, string(body), nil
 }
 
 // bearerFor adds the API token to requests for Clarion's host only: the
@@ -269,7 +279,7 @@ func Shift(rows []emulator.Row, start time.Time, spacing time.Duration) []emulat
 	}
 	items := make([]item, 0, len(rows))
 	for _, r := range rows {
-		c, _ := sentinel.ParseTime(fmt.Sprint(r["CreatedTime"]))
+		c, _ := timeValue(r["CreatedTime"])
 		items = append(items, item{r, c})
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].created.Before(items[j].created) })
@@ -282,7 +292,7 @@ func Shift(rows []emulator.Row, start time.Time, spacing time.Duration) []emulat
 			r[k] = v
 		}
 		for _, col := range timeColumns {
-			t, err := sentinel.ParseTime(fmt.Sprint(r[col]))
+			t, err := timeValue(r[col])
 			if err != nil || t.IsZero() {
 				continue
 			}
@@ -342,3 +352,17 @@ func trickle(ctx context.Context, log *slog.Logger, emu *emulator.Emulator, tena
 	}
 }
 
+
+// timeValue reads a time column as the loaders hold it: a time.Time, or a
+// string in one of Sentinel's formats.
+func timeValue(v any) (time.Time, error) {
+	switch t := v.(type) {
+	case time.Time:
+		return t, nil
+	case nil:
+		return time.Time{}, nil
+	case string:
+		return sentinel.ParseTime(t)
+	}
+	return sentinel.ParseTime(fmt.Sprint(v))
+}

@@ -38,8 +38,9 @@ const (
 )
 
 // The seeded tenants of DefaultConfig. Contoso is the tenant Clarion
-// connects to; Fabrikam is a second tenant for wrong-tenant tests. Both are
-// onboarded to the data lake and have the Defender MCP service principal.
+// connects to (two users, two workspaces); Fabrikam is a second tenant for
+// wrong-tenant tests (one user, one workspace). Both are onboarded to the
+// data lake and have the Defender MCP service principal.
 const (
 	ContosoTenantID   = "07980fae-f5cf-4865-a20c-94ef7d335a33"
 	ContosoTenantName = "Contoso"
@@ -52,22 +53,26 @@ const (
 	ContosoAnalystUsername    = "analyst@contoso.onmicrosoft.com"
 	ContosoAnalystDisplayName = "Alex Wilber"
 
-	// ContosoWorkspaceID is the first (default) Sentinel workspace of Contoso.
-	ContosoWorkspaceID     = "c91598d6-f3a4-4078-b4b8-b71506369dea"
-	ContosoWorkspaceName   = "contoso-sentinel"
-	ContosoWorkspace2ID    = "2a0979b8-5080-4144-9220-d7f6670607a0"
-	ContosoWorkspace2Name  = "contoso-sentinel-eu"
-	FabrikamTenantID       = "cf5012ba-a5f9-4d49-a31e-c3da52df6c3e"
-	FabrikamTenantName     = "Fabrikam"
-	FabrikamAdminOID       = "93311b65-338c-4b10-af91-747495aa5796"
-	FabrikamAdminUsername  = "admin@fabrikam.onmicrosoft.com"
-	FabrikamAdminName      = "Diego Siciliani"
-	FabrikamWorkspaceID    = "8334ba94-8b9f-4dc5-bcc3-f0fe3289c189"
-	FabrikamWorkspaceName  = "fabrikam-sentinel"
+	// ContosoWorkspaceID is Contoso's first (default) Sentinel workspace.
+	ContosoWorkspaceID    = "c91598d6-f3a4-4078-b4b8-b71506369dea"
+	ContosoWorkspaceName  = "contoso-sentinel"
+	ContosoWorkspace2ID   = "2a0979b8-5080-4144-9220-d7f6670607a0"
+	ContosoWorkspace2Name = "contoso-sentinel-eu"
+
+	FabrikamTenantID      = "cf5012ba-a5f9-4d49-a31e-c3da52df6c3e"
+	FabrikamTenantName    = "Fabrikam"
+	FabrikamAdminOID      = "93311b65-338c-4b10-af91-747495aa5796"
+	FabrikamAdminUsername = "admin@fabrikam.onmicrosoft.com"
+	FabrikamAdminName     = "Diego Siciliani"
+	FabrikamWorkspaceID   = "8334ba94-8b9f-4dc5-bcc3-f0fe3289c189"
+	FabrikamWorkspaceName = "fabrikam-sentinel"
+)
+
+const (
 	defaultAccessTokenTTL  = time.Hour
 	defaultRefreshTokenTTL = 90 * 24 * time.Hour
-	authCodeTTL            = 10 * time.Minute
-	pendingTTL             = time.Hour
+	authCodeTTL            = 10 * time.Minute // Entra's codes live about ten minutes
+	pendingTTL             = time.Hour        // a consent or sign-in page left open
 )
 
 // Config configures an Emulator.
@@ -91,7 +96,8 @@ type Config struct {
 	AccessTokenTTL, RefreshTokenTTL time.Duration
 	// SigningKey signs tokens (RS256). Default: a new 2048-bit key.
 	SigningKey *rsa.PrivateKey
-	// Logger receives one line per request and fault. Default: discard.
+	// Logger receives a debug line per request (method, path, status) and
+	// an info line per fault, revocation and state change. Default: discard.
 	Logger *slog.Logger
 }
 
@@ -298,13 +304,46 @@ func (e *Emulator) routes() http.Handler {
 	}
 	control := e.controlRoutes()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		if strings.HasPrefix(r.URL.Path, controlPrefix) {
-			control.ServeHTTP(w, r)
-			return
+			control.ServeHTTP(rec, r)
+		} else {
+			mux.ServeHTTP(rec, r)
 		}
-		mux.ServeHTTP(w, r)
+		// The path only: query strings carry codes and states.
+		e.log.Debug("emulator: request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start))
 	})
 }
+
+// statusRecorder remembers the status of an answer for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Flush lets the MCP event streams through.
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap serves http.ResponseController.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (e *Emulator) handleIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -346,6 +385,7 @@ func (e *Emulator) SetDataLakeOnboarded(tenantID string, onboarded bool) error {
 		return fmt.Errorf("emulator: unknown tenant %q", tenantID)
 	}
 	t.DataLakeOnboarded = onboarded
+	e.log.Info("emulator: data lake onboarding changed", "tenant_id", t.ID, "onboarded", onboarded)
 	return nil
 }
 
@@ -359,6 +399,7 @@ func (e *Emulator) SetDefenderMCPProvisioned(tenantID string, provisioned bool) 
 		return fmt.Errorf("emulator: unknown tenant %q", tenantID)
 	}
 	t.DefenderMCPProvisioned = provisioned
+	e.log.Info("emulator: Defender MCP service principal changed", "tenant_id", t.ID, "provisioned", provisioned)
 	return nil
 }
 

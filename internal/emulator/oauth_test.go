@@ -577,3 +577,14 @@ func TestAccessTokenSignedByAnotherKeyIsRejectedByJWKS(t *testing.T) {
 		t.Fatal("a token signed by another key verified against the JWKS")
 	}
 }
+
+func TestBrowserRefusesAnAccountThePageDoesNotOffer(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	_, err := NewBrowser(f.srv.Client()).ClickThrough(context.Background(),
+		authorizeURL(f.srv.URL, ContosoTenantID, scopeSignIn, "s", "n", "c"),
+		BrowseOptions{Username: FabrikamAdminUsername, Stop: stopAtCallback})
+	if err == nil || !strings.Contains(err.Error(), "not offered") {
+		t.Errorf("got %v, want an error naming the missing account", err)
+	}
+}

@@ -401,6 +401,12 @@ func (e *Emulator) tokenAnswer(r *http.Request, fam *grantFamily, tenantID strin
 	if fam != nil && oidc["offline_access"] && !e.takeStateFault(tenantID, EndpointToken, FaultNoRefreshToken) {
 		rt := randomToken(192)
 		e.mu.Lock()
+		for k, old := range e.refresh {
+			// Keep expired tokens a while: they answer 700082, not "unknown".
+			if now.After(old.expires.Add(30 * 24 * time.Hour)) {
+				delete(e.refresh, k)
+			}
+		}
 		e.refresh[rt] = &refreshToken{family: fam, issued: now, expires: now.Add(e.cfg.RefreshTokenTTL)}
 		e.mu.Unlock()
 		body["refresh_token"] = rt

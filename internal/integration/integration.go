@@ -286,11 +286,17 @@ func (s *Service) Disconnect(ctx context.Context, workspaceID string) ([]string,
 	return removed, nil
 }
 
-// Connected is called after a (re)connect: polling resumes at once.
-func (s *Service) Connected(workspaceID string) {
+// Connected is called after a (re)connect: every monitor of the workspace
+// is due at once, so polling resumes from its stored watermark without
+// waiting an interval.
+func (s *Service) Connected(ctx context.Context, workspaceID string) error {
+	if err := s.Store.PollSoon(ctx, workspaceID, s.now()); err != nil {
+		return fmt.Errorf("integration: resume polling: %w", err)
+	}
 	if s.Engine != nil {
 		s.Engine.Wake(workspaceID)
 	}
+	return nil
 }
 
 // ListSentinelWorkspaces lists the data-lake workspaces the tenant can see.

@@ -301,7 +301,7 @@ func (e *Engine) PollOnce(ctx context.Context, monitorID string) (time.Time, err
 		}
 	case conn.State == store.StateReconnectRequired:
 		// No hammering: a dead grant is not retried until a person reconnects.
-		perr = errReconnect
+		perr = &pausedError{code: conn.StateCode, sentence: conn.StateReason}
 	default:
 		if until, throttled := e.throttledUntil(tenant, now); throttled {
 			perr = throttledError{until.Sub(now)}
@@ -393,10 +393,13 @@ func (e *Engine) markThrottled(tenant string, now time.Time, d time.Duration) ti
 	return e.throttle[tenant]
 }
 
-var (
-	errNotConnected = errors.New("monitor: workspace not connected")
-	errReconnect    = errors.New("monitor: connection needs re-connect")
-)
+var errNotConnected = errors.New("monitor: workspace not connected")
+
+// pausedError: the connection is in reconnect_required; code and sentence
+// are the connection's own (why the grant died, what to do).
+type pausedError struct{ code, sentence string }
+
+func (p *pausedError) Error() string { return "monitor: connection needs re-connect: " + p.code }
 
 type throttledError struct{ wait time.Duration }
 
@@ -413,9 +416,18 @@ func classifyPollError(err error) outcome {
 	case errors.Is(err, errNotConnected):
 		return outcome{status: store.HealthPaused, code: "not_connected", paused: true,
 			sentence: "This Clarion workspace is not connected to Microsoft Sentinel."}
-	case errors.Is(err, errReconnect):
-		return outcome{status: store.HealthPaused, code: "reconnect_required", paused: true,
+	}
+	var pe *pausedError
+	if errors.As(err, &pe) {
+		o := outcome{status: store.HealthPaused, code: "reconnect_required", paused: true,
 			sentence: "The Sentinel connection needs to be re-connected; polling is paused until then."}
+		if pe.code != "" {
+			o.code = pe.code
+		}
+		if pe.sentence != "" {
+			o.sentence = pe.sentence
+		}
+		return o
 	}
 	return classify(err)
 }

@@ -163,14 +163,25 @@ type outcome struct {
 }
 
 func classify(err error) outcome {
+	if ra, ok := sentinel.Throttled(err); !ok && errors.Is(err, connection.ErrTransient) {
+		// A throttled token refresh (Entra 429) waits like a throttled query.
+		if ra, ok = connection.RetryAfter(err); ok && ra > 0 {
+			return outcome{status: store.HealthThrottled, code: "throttled", retryAfter: ra,
+				sentence: fmt.Sprintf("Microsoft Entra is throttling token requests for this tenant; the next poll waits %s as asked.", ra.Round(time.Second))}
+		}
+	}
 	if ra, ok := sentinel.Throttled(err); ok {
 		return outcome{status: store.HealthThrottled, code: "throttled", retryAfter: ra,
 			sentence: fmt.Sprintf("Microsoft is throttling requests for this tenant; the next poll waits %s as asked.", ra.Round(time.Second))}
 	}
 	switch {
 	case errors.Is(err, connection.ErrReconnectRequired):
-		return outcome{status: store.HealthPaused, code: "reconnect_required", paused: true,
+		o := outcome{status: store.HealthPaused, code: "reconnect_required", paused: true,
 			sentence: "The Sentinel connection needs to be re-connected; polling is paused until then."}
+		if code, sentence, ok := connection.Explain(err); ok {
+			o.code, o.sentence = code, sentence
+		}
+		return o
 	case errors.Is(err, connection.ErrNotConnected):
 		return outcome{status: store.HealthPaused, code: "not_connected", paused: true,
 			sentence: "This Clarion workspace is not connected to Microsoft Sentinel."}

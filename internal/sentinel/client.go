@@ -26,10 +26,11 @@ const (
 	ServerTriage          = "triage"
 )
 
-// protocolVersion is the MCP version Clarion asks for. Asking for it
-// directly skips the SDK's server/discover probe (a 2026 draft) that
-// Microsoft's servers do not know, which would cost a request per session,
-// a second one to a throttled tenant.
+// protocolVersion is the MCP version Clarion asks for. Naming a released
+// version skips the SDK's server/discover probe (a 2026 draft revision),
+// which servers of today answer with an error: an extra request per session,
+// and a second one to a tenant that is being throttled. The server may
+// negotiate an older version.
 const protocolVersion = "2025-11-25"
 
 // Config configures a Client.
@@ -123,7 +124,8 @@ type Client struct {
 
 	mu       sync.Mutex
 	sessions map[sessionKey]*pooledSession
-	closing  sync.WaitGroup // sessions being closed in the background
+	closed   bool
+	closing  sync.WaitGroup // sessions being closed in the background; Add under mu while !closed
 }
 
 // New returns a Client. A BaseURL that does not parse leaves every call
@@ -157,11 +159,16 @@ func New(cfg Config) *Client {
 	return c
 }
 
-// Close ends every MCP session.
+// errClosed is returned by calls on a closed Client.
+var errClosed = errors.New("sentinel: client closed")
+
+// Close ends every MCP session and waits for sessions being closed in the
+// background. Calls after Close fail.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	sessions := c.sessions
 	c.sessions = map[sessionKey]*pooledSession{}
+	c.closed = true
 	c.mu.Unlock()
 	var errs []error
 	for _, ps := range sessions {
@@ -279,8 +286,11 @@ func (c *Client) CallTool(ctx context.Context, tok Token, server, tool string, a
 	if c.base == nil {
 		return nil, errors.New("sentinel: no valid MCP base URL configured")
 	}
-	if tok.Value == "" || strings.TrimSpace(tok.TenantID) == "" {
+	if tok.Value == "" || tok.TenantID == "" {
 		return nil, errors.New("sentinel: a token and its tenant are required")
+	}
+	if !headerSafe(tok.Value) || !headerSafe(tok.TenantID) {
+		return nil, errors.New("sentinel: the token or tenant holds characters a header cannot carry")
 	}
 	if name, ok := kqlArguments[tool]; ok {
 		if q, ok := args[name].(string); ok {
@@ -296,7 +306,10 @@ func (c *Client) CallTool(ctx context.Context, tok Token, server, tool string, a
 	log := c.log.With("mcp_server", server, "tool", tool, "tenant_id", tok.TenantID)
 
 	for attempt := 0; ; attempt++ {
-		ps := c.pooled(key)
+		ps, err := c.pooled(key)
+		if err != nil {
+			return nil, err
+		}
 		ci := &callInfo{token: tok.Value, tenant: tok.TenantID}
 		cctx := withCall(ctx, ci)
 		res, cs, err := ps.call(cctx, c, tok, tool, args)
@@ -317,6 +330,17 @@ func (c *Client) CallTool(ctx context.Context, tok Token, server, tool string, a
 		}
 		return nil, fmt.Errorf("sentinel: %s: %w", tool, classify(ctx, err, snap))
 	}
+}
+
+// headerSafe reports whether s can go into a header value as it is: printable
+// ASCII without spaces, as tokens and tenant ids are.
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // classify turns what the SDK returned, and what the transport saw, into the
@@ -530,15 +554,18 @@ func principalOf(token string) string {
 	return "tok:" + hex.EncodeToString(sum[:12])
 }
 
-func (c *Client) pooled(key sessionKey) *pooledSession {
+func (c *Client) pooled(key sessionKey) (*pooledSession, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errClosed
+	}
 	ps := c.sessions[key]
 	if ps == nil {
 		ps = &pooledSession{key: key, auth: &sessionAuth{}}
 		c.sessions[key] = ps
 	}
-	return ps
+	return ps, nil
 }
 
 // pooledSession is one reusable MCP session.
@@ -590,6 +617,13 @@ func (ps *pooledSession) session(ctx context.Context, c *Client) (*mcp.ClientSes
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed { // Close ran meanwhile and did not see this session
+		_ = cs.Close()
+		return nil, errClosed
+	}
 	ps.cs = cs
 	c.log.Debug("sentinel: MCP session initialized", "mcp_server", ps.key.server, "tenant_id", ps.key.tenant)
 	return cs, nil
@@ -605,5 +639,18 @@ func (c *Client) drop(ps *pooledSession, cs *mcp.ClientSession) {
 		ps.cs = nil
 	}
 	ps.mu.Unlock()
-	c.closing.Go(func() { _ = cs.Close() })
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.closing.Add(1)
+	}
+	c.mu.Unlock()
+	if closed {
+		_ = cs.Close()
+		return
+	}
+	go func() {
+		defer c.closing.Done()
+		_ = cs.Close()
+	}()
 }

@@ -31,6 +31,8 @@ type UpstreamError struct {
 	cause error // ErrNotOnboarded, when the answer says so
 }
 
+// Error gives the status (or "tool error"), the wait asked for, the code and
+// the short message.
 func (e *UpstreamError) Error() string {
 	var b strings.Builder
 	if e.Status != 0 {

@@ -266,6 +266,10 @@ func TestCallToolRefusesBeforeAnyRequest(t *testing.T) {
 		{"unknown server", func() error { _, err := c.CallTool(context.Background(), tok, "../admin", "x", nil); return err }, nil},
 		{"no token", func() error { _, err := c.ListWorkspaces(context.Background(), Token{TenantID: "t"}); return err }, nil},
 		{"no tenant", func() error { _, err := c.ListWorkspaces(context.Background(), Token{Value: "v"}); return err }, nil},
+		{"tenant with a line break", func() error {
+			_, err := c.ListWorkspaces(context.Background(), Token{Value: "v", TenantID: "t\r\nX-Evil: 1"})
+			return err
+		}, nil},
 		{"no base URL", func() error {
 			_, err := New(Config{BaseURL: "not a url", HTTP: &http.Client{Transport: ct}}).ListWorkspaces(context.Background(), tok)
 			return err

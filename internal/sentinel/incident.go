@@ -52,6 +52,7 @@ type RowError struct {
 	Reason string
 }
 
+// Error names the row and the column.
 func (e *RowError) Error() string {
 	return fmt.Sprintf("sentinel: row %d: column %s: %s", e.Row, e.Column, e.Reason)
 }

@@ -229,8 +229,6 @@ func parseTableObject(data []byte) (*Table, error) {
 		var we wireError
 		_ = json.Unmarshal(top.Error, &we)
 		return nil, errorFromMessage(we.Code, we.Message)
-	case top.Tables != nil:
-		return nil, errors.New("sentinel: result holds no table")
 	}
 	return nil, errors.New("sentinel: result holds no table")
 }

@@ -278,3 +278,9 @@ func checkText(a Alert) error {
 	}
 	return nil
 }
+
+func (s *sqlStore) PollSoon(ctx context.Context, workspaceID string, now time.Time) error {
+	_, err := s.exec(ctx, `UPDATE monitors SET next_poll_at = ? WHERE workspace_id = ? AND next_poll_at > ?`,
+		nanos(now), workspaceID, nanos(now))
+	return wrap("poll soon", err)
+}

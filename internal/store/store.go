@@ -310,6 +310,9 @@ type Store interface {
 	FinishPoll(ctx context.Context, monitorID, owner string, h Health, nextPollAt time.Time) error
 	// ReleaseLeases hands back every lease held by owner (graceful shutdown).
 	ReleaseLeases(ctx context.Context, owner string) error
+	// PollSoon makes every monitor of the workspace due at now (after a
+	// reconnect, polling resumes at once instead of an interval later).
+	PollSoon(ctx context.Context, workspaceID string, now time.Time) error
 
 	ListAlerts(ctx context.Context, workspaceID string, f AlertFilter) ([]Alert, error)
 	GetAlert(ctx context.Context, workspaceID, id string) (Alert, error)

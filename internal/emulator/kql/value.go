@@ -420,25 +420,6 @@ func toText(v any) string {
 	}
 }
 
-// typeOfDynamic guesses the scalar type of a dynamic value at run time.
-func typeOfDynamic(v any) Type {
-	switch v.(type) {
-	case string:
-		return TypeString
-	case float64:
-		return TypeReal
-	case int64:
-		return TypeLong
-	case bool:
-		return TypeBool
-	case time.Time:
-		return TypeDatetime
-	case time.Duration:
-		return TypeTimespan
-	}
-	return TypeDynamic
-}
-
 // compareValues orders two non-null values of comparable types. ok is false
 // when they cannot be compared.
 func compareValues(a, b any) (c int, ok bool) {

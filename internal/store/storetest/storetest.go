@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CommitPageRacesDeleteConnection", testCommitRacesDisconnect},
 		{"FinishPoll", testFinishPoll},
 		{"ReleaseLeases", testReleaseLeases},
+		{"PollSoon", testPollSoon},
 		{"AlertRoundTrip", testAlertRoundTrip},
 		{"PayloadByteExact", testPayloadByteExact},
 		{"TimeRoundTrip", testTimeRoundTrip},
@@ -1409,5 +1410,21 @@ func testKnownIncidents(t *testing.T, s store.Store) {
 				}
 			}
 		})
+	}
+}
+
+func testPollSoon(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	w, other := newWorkspace(t, s), newWorkspace(t, s)
+	later := t0.Add(time.Hour)
+	m := newMonitor(t, s, w.ID, func(m *store.Monitor) { m.NextPollAt = later })
+	o := newMonitor(t, s, other.ID, func(m *store.Monitor) { m.NextPollAt = later })
+	if _, ok, _ := s.ClaimPoll(ctx, m.ID, "a", t0, t0.Add(time.Minute)); ok {
+		t.Fatal("claimed a monitor that is not due")
+	}
+	must(t, s.PollSoon(ctx, w.ID, t0))
+	claim(t, s, m.ID, "a")
+	if got := getMonitor(t, s, o).NextPollAt; !got.Equal(later) {
+		t.Fatalf("another workspace's monitor was rescheduled to %v", got)
 	}
 }

@@ -352,7 +352,6 @@ func trickle(ctx context.Context, log *slog.Logger, emu *emulator.Emulator, tena
 	}
 }
 
-
 // timeValue reads a time column as the loaders hold it: a time.Time, or a
 // string in one of Sentinel's formats.
 func timeValue(v any) (time.Time, error) {

@@ -183,16 +183,34 @@ func (u *Upstream) token(ctx context.Context, workspaceID string) (sentinel.Toke
 }
 
 // QueryIncidents runs a poll query for a monitor.
-func (u *Upstream) QueryIncidents(ctx context.Context, m store.Monitor, kql string) ([]sentinel.Incident, error) {
+func (u *Upstream) QueryIncidents(ctx context.Context, m store.Monitor, kql string) (monitor.Page, error) {
 	tok, err := u.token(ctx, m.WorkspaceID)
 	if err != nil {
-		return nil, err
+		return monitor.Page{}, err
 	}
 	t, err := u.Client.QueryLake(ctx, tok, m.SentinelWorkspaceID, kql)
 	if err != nil {
-		return nil, err
+		return monitor.Page{}, err
 	}
-	return sentinel.ParseIncidents(t)
+	incs, perr := sentinel.ParseIncidents(t)
+	page := monitor.Page{Incidents: incs, Rows: len(t.Rows)}
+	if perr != nil {
+		var re *sentinel.RowError
+		if !errors.As(perr, &re) {
+			return monitor.Page{}, perr
+		}
+		if j, ok := perr.(interface{ Unwrap() []error }); ok {
+			page.Invalid = j.Unwrap()
+		} else {
+			page.Invalid = []error{perr}
+		}
+	}
+	// The row's TenantId column is the Log Analytics workspace, not the
+	// Entra tenant: the tenant is the connection's (deep links carry it).
+	for i := range page.Incidents {
+		page.Incidents[i].TenantID = tok.TenantID
+	}
+	return page, nil
 }
 
 // ListWorkspaces lists the data-lake workspaces of the workspace's tenant.

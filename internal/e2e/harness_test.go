@@ -272,12 +272,19 @@ func (e *env) incidentVisibleAt(name string, created, visible time.Time, fields 
 	row := emulator.Row{"IncidentName": name, "Title": "Incident " + name, "Severity": "Medium", "Status": "New",
 		"CreatedTime": created, "LastModifiedTime": created}
 	for k, v := range fields {
+		if v == (absent{}) {
+			delete(row, k)
+			continue
+		}
 		row[k] = v
 	}
 	if _, err := e.emu.AddIncidents(emulator.ContosoTenantID, emulator.ContosoWorkspaceID, []emulator.Row{row}, visible); err != nil {
 		e.t.Fatal(err)
 	}
 }
+
+// absent as a field value leaves the column out of the row.
+type absent struct{}
 
 func guid(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
 

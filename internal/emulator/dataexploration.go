@@ -125,6 +125,16 @@ func (e *Emulator) registerDataExplorationTools(s *mcp.Server) {
 			}
 			return toolError("Query failed: %v", err), nil, nil
 		}
+		repeat := e.takeStateFault(tid, ToolQueryLake, FaultRepeatAnswer)
+		e.mu.Lock()
+		if prev := e.lastLake[tid]; prev != nil && repeat {
+			result = prev
+		}
+		if e.lastLake == nil {
+			e.lastLake = make(map[string]*QueryResult)
+		}
+		e.lastLake[tid] = result
+		e.mu.Unlock()
 		res, err := toolJSON(result)
 		return res, nil, err
 	})

@@ -180,6 +180,8 @@ type Emulator struct {
 	stats    statsState
 	rowSeq   int64
 
+	lastLake map[string]*QueryResult // tenant → previous query_lake answer (FaultRepeatAnswer)
+
 	mcpServers map[string]*mcpEndpoint // by path
 	handler    http.Handler
 }

@@ -56,10 +56,18 @@ const (
 	// Defender MCP service principal: consent to it and tokens for it fail
 	// with AADSTS650052.
 	FaultDefenderNotProvisioned FaultKind = "defender_not_provisioned"
+	// FaultRepeatAnswer makes query_lake answer with its previous answer
+	// to the tenant, whatever the query: a continuation that does not move
+	// (the same page twice).
+	FaultRepeatAnswer FaultKind = "repeat_answer"
+	// FaultRedirect answers an MCP POST with 307 Temporary Redirect to
+	// Fault.Location (e.g. another host): a continuation pointing elsewhere.
+	FaultRedirect FaultKind = "redirect"
 )
 
 var faultKinds = []FaultKind{FaultThrottle, FaultServerError, FaultDelay, FaultTruncate, FaultAADSTS,
-	FaultWrongTenantSignIn, FaultNoRefreshToken, FaultNotOnboarded, FaultDefenderNotProvisioned}
+	FaultWrongTenantSignIn, FaultNoRefreshToken, FaultNotOnboarded, FaultDefenderNotProvisioned,
+	FaultRepeatAnswer, FaultRedirect}
 
 // Fault is an injected failure. It applies to the requests of TenantID
 // ("" = every tenant) to Target (an Endpoint* name or an MCP tool name;
@@ -87,6 +95,8 @@ type Fault struct {
 	AADSTS      int    `json:"aadsts,omitempty"`
 	Error       string `json:"error,omitempty"`
 	Description string `json:"description,omitempty"`
+	// Location is where a redirect fault sends the client.
+	Location string `json:"location,omitempty"`
 
 	remaining int // for Count > 0
 }
@@ -309,6 +319,12 @@ func (e *Emulator) applyHTTPFaults(w http.ResponseWriter, r *http.Request, tenan
 		if !sleepCtx(r.Context(), f.Delay) {
 			return true // the client gave up
 		}
+	}
+	if f := e.take(FaultRedirect, tenantID, grantType, targets...); f != nil {
+		e.countError(r, strconv.Itoa(http.StatusTemporaryRedirect))
+		w.Header().Set("Location", f.Location)
+		w.WriteHeader(http.StatusTemporaryRedirect)
+		return true
 	}
 	if f := e.take(FaultThrottle, tenantID, grantType, targets...); f != nil {
 		secs := int(math.Ceil(f.RetryAfter.Seconds()))

@@ -15,7 +15,20 @@ import (
 // under the connection of the monitor's Clarion workspace. The app wires it
 // to the connection service (tokens) and the Sentinel MCP client.
 type Source interface {
-	QueryIncidents(ctx context.Context, m store.Monitor, kql string) ([]sentinel.Incident, error)
+	QueryIncidents(ctx context.Context, m store.Monitor, kql string) (Page, error)
+}
+
+// Page is one answer to a poll query.
+type Page struct {
+	// Incidents are the rows that parsed, in the query's order.
+	Incidents []sentinel.Incident
+	// Rows is how many rows Microsoft returned (bad rows included), which
+	// decides whether more pages follow.
+	Rows int
+	// Invalid are the rows that could not be read (no IncidentName or
+	// CreatedTime): they cannot be deduplicated or ordered, so they are
+	// counted and skipped rather than failing every poll forever.
+	Invalid []error
 }
 
 // Alert text limits. The full text always stays in the payload; these only
@@ -62,11 +75,21 @@ func (e *Engine) poll(ctx context.Context, m store.Monitor) (pollResult, error) 
 		if err != nil {
 			return res, fmt.Errorf("monitor: build query: %w", err)
 		}
-		incs, err := e.source.QueryIncidents(ctx, m, q)
+		page, err := e.source.QueryIncidents(ctx, m, q)
 		if err != nil {
 			return res, err
 		}
 		res.pages++
+		incs := page.Incidents
+		if !afterTime.IsZero() && len(incs) > 0 && !keyAfter(incs[0], afterTime, afterName) {
+			// The answer does not follow the cursor we sent (the same page
+			// again, or paging ignored): stop here, keep what was committed.
+			return res, ErrPagingStalled
+		}
+		if len(page.Invalid) > 0 {
+			res.counts.Invalid += len(page.Invalid)
+			e.log.Warn("skipped unreadable incident rows", "monitor_id", m.ID, "count", len(page.Invalid), "first", page.Invalid[0])
+		}
 		alerts := make([]store.Alert, 0, len(incs))
 		for _, inc := range incs {
 			if !seen[inc.Name] {
@@ -90,7 +113,9 @@ func (e *Engine) poll(ctx context.Context, m store.Monitor) (pollResult, error) 
 			}
 			alerts = append(alerts, a)
 		}
-		full := len(incs) >= e.cfg.PageSize
+		// A full page means more may follow; a full page with no readable
+		// row cannot move the cursor, so the sweep ends there.
+		full := max(page.Rows, len(incs)) >= e.cfg.PageSize && len(incs) > 0
 		var p store.Progress
 		p.Watermark = watermark
 		if full {
@@ -110,6 +135,19 @@ func (e *Engine) poll(ctx context.Context, m store.Monitor) (pollResult, error) 
 	}
 	res.more = true
 	return res, nil
+}
+
+// ErrPagingStalled: Microsoft answered a continuation with rows that do not
+// come after the cursor; paging stopped and what was read is kept.
+var ErrPagingStalled = errors.New("monitor: Microsoft returned a page that does not follow the previous one")
+
+// keyAfter reports whether the incident's key (CreatedTime, IncidentName)
+// is strictly after the cursor.
+func keyAfter(inc sentinel.Incident, t time.Time, name string) bool {
+	if !inc.CreatedTime.Equal(t) {
+		return inc.CreatedTime.After(t)
+	}
+	return inc.Name > name
 }
 
 // alertFor maps one incident to a Clarion alert.
@@ -191,6 +229,9 @@ func classify(err error) outcome {
 	case sentinel.Unauthorized(err):
 		return outcome{status: store.HealthFailing, code: "unauthorized",
 			sentence: "Microsoft refused the request (401/403): check that the signed-in account can read this Sentinel workspace, or reconnect."}
+	case errors.Is(err, ErrPagingStalled):
+		return outcome{status: store.HealthFailing, code: "paging_stalled",
+			sentence: "Microsoft returned the same page twice; paging stopped and the incidents read so far were kept. The next poll resumes from there."}
 	case errors.Is(err, store.ErrLeaseLost):
 		return outcome{status: store.HealthFailing, code: "lease_lost", sentence: "Another Clarion replica took over this monitor."}
 	case errors.Is(err, context.DeadlineExceeded):

@@ -42,7 +42,7 @@ type PollParams struct {
 //	SecurityIncident
 //	| where CreatedTime >= datetime(<Start>)
 //	| summarize arg_max(LastModifiedTime, *) by IncidentName
-//	| where CreatedTime > datetime(<AfterTime>) or (CreatedTime == datetime(<AfterTime>) and IncidentName > '<AfterName>')
+//	| where CreatedTime > datetime(<AfterTime>) or (CreatedTime == datetime(<AfterTime>) and strcmp(IncidentName, '<AfterName>') > 0)
 //	| order by CreatedTime asc, IncidentName asc
 //	| take <PageSize>
 //
@@ -77,7 +77,7 @@ func PollQuery(p PollParams) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("sentinel: poll query: cursor: %w", err)
 		}
-		b.WriteString("| where CreatedTime > " + after + " or (CreatedTime == " + after + " and IncidentName > " + name + ")\n")
+		b.WriteString("| where CreatedTime > " + after + " or (CreatedTime == " + after + " and strcmp(IncidentName, " + name + ") > 0)\n")
 	}
 	b.WriteString("| order by CreatedTime asc, IncidentName asc\n")
 	b.WriteString("| take " + strconv.Itoa(p.PageSize))

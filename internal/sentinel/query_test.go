@@ -34,7 +34,7 @@ func TestPollQueryText(t *testing.T) {
 			want: "SecurityIncident\n" +
 				"| where CreatedTime >= datetime(2024-06-21T08:00:00.0000000Z)\n" +
 				"| summarize arg_max(LastModifiedTime, *) by IncidentName\n" +
-				"| where CreatedTime > datetime(2024-06-21T08:00:00.1234567Z) or (CreatedTime == datetime(2024-06-21T08:00:00.1234567Z) and IncidentName > 'edb492c8-9d2c-4fdd-b643-53330c239cdd')\n" +
+				"| where CreatedTime > datetime(2024-06-21T08:00:00.1234567Z) or (CreatedTime == datetime(2024-06-21T08:00:00.1234567Z) and strcmp(IncidentName, 'edb492c8-9d2c-4fdd-b643-53330c239cdd') > 0)\n" +
 				"| order by CreatedTime asc, IncidentName asc\n" +
 				"| take 2",
 		},
@@ -44,7 +44,7 @@ func TestPollQueryText(t *testing.T) {
 			want: "SecurityIncident\n" +
 				"| where CreatedTime >= datetime(2024-06-21T08:00:00.0000000Z)\n" +
 				"| summarize arg_max(LastModifiedTime, *) by IncidentName\n" +
-				`| where CreatedTime > datetime(2024-06-21T08:00:00.0000000Z) or (CreatedTime == datetime(2024-06-21T08:00:00.0000000Z) and IncidentName > 'a\'b\\c"d\n\' or 1==1 //')` + "\n" +
+				`| where CreatedTime > datetime(2024-06-21T08:00:00.0000000Z) or (CreatedTime == datetime(2024-06-21T08:00:00.0000000Z) and strcmp(IncidentName, 'a\'b\\c"d\n\' or 1==1 //') > 0)` + "\n" +
 				"| order by CreatedTime asc, IncidentName asc\n" +
 				"| take 1",
 		},
@@ -167,7 +167,7 @@ func TestPollQueryP05EqualTimestampsRoundTrip(t *testing.T) {
 	if lits[1][1] != created || lits[2][1] != created || !cursor.Equal(last.CreatedTime) {
 		t.Fatalf("cursor literal %s / %s does not round-trip %s", lits[1][1], lits[2][1], created)
 	}
-	if !strings.Contains(q, "IncidentName > 'G-b'") {
+	if !strings.Contains(q, "strcmp(IncidentName, 'G-b') > 0") {
 		t.Fatalf("cursor name missing:\n%s", q)
 	}
 	// Apply the keyset clause as Kusto would: only G-c is after the cursor.

@@ -132,6 +132,7 @@ type PollCounts struct {
 	FilteredSeverity int `json:"filtered_severity"` // dropped by the severity filter
 	FilteredSearch   int `json:"filtered_search"`   // dropped by the search filter
 	Ingested         int `json:"ingested"`          // new alerts written
+	Invalid          int `json:"invalid,omitempty"` // rows skipped: no IncidentName or CreatedTime
 }
 
 // Health is a monitor's sync health, written through Store.FinishPoll.

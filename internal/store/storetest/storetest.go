@@ -64,6 +64,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListAlertsLimit", testListAlertsLimit},
 		{"ListAlertsFilters", testListAlertsFilters},
 		{"KnownIncidents", testKnownIncidents},
+		{"UserRoundTrip", testUserRoundTrip},
+		{"UserConflicts", testUserConflicts},
+		{"SessionLifecycle", testSessionLifecycle},
+		{"SessionConflicts", testSessionConflicts},
+		{"DeleteExpiredSessions", testDeleteExpiredSessions},
+		{"SetUserPasswordEndsSessions", testSetUserPasswordEndsSessions},
+		{"SessionsOfWorkspaces", testSessionsOfWorkspaces},
+		{"ConcurrentSessions", testConcurrentSessions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

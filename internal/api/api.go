@@ -51,6 +51,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/monitors/{id}", auth(a.getMonitor))
 	mux.Handle("PATCH /api/v1/monitors/{id}", auth(a.updateMonitor))
 	mux.Handle("DELETE /api/v1/monitors/{id}", auth(a.deleteMonitor))
+	mux.Handle("GET /api/v1/monitors/{id}/diagnostics", auth(a.diagnose))
 	mux.Handle("GET /api/v1/alerts", auth(a.listAlerts))
 	mux.Handle("GET /api/v1/alerts/{id}", auth(a.getAlert))
 
@@ -345,6 +346,15 @@ func (a *API) deleteMonitor(w http.ResponseWriter, r *http.Request, p Principal)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) diagnose(w http.ResponseWriter, r *http.Request, p Principal) {
+	d, err := a.Integration.Diagnose(r.Context(), p.WorkspaceID, r.PathValue("id"))
+	if err != nil {
+		a.serviceError(w, err)
+		return
+	}
+	writeJSON(w, 200, d)
 }
 
 // --- alerts ---

@@ -80,7 +80,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	up := &Upstream{Connections: conns, Client: sc}
 	eng := monitor.New(monitor.Config{Owner: opts.Owner, Interval: cfg.PollInterval, Lookback: cfg.Lookback, PageSize: cfg.PageSize,
 		PortalHosts: cfg.PortalHosts, Now: opts.Now, Logger: log}, st, up)
-	svc := &integration.Service{Store: st, Connections: conns, Lake: up, Engine: eng, Now: opts.Now}
+	svc := &integration.Service{Store: st, Connections: conns, Lake: up, Prober: up, Engine: eng, Now: opts.Now}
 	a := &App{Config: cfg, Log: log, Store: st, Connections: conns, Sentinel: sc, Engine: eng, Integration: svc,
 		API: &api.API{Store: st, Integration: svc, Connections: conns, Logger: log, SecureCookies: len(cfg.PublicURL) > 5 && cfg.PublicURL[:5] == "https"}}
 	a.mux = http.NewServeMux()
@@ -211,6 +211,27 @@ func (u *Upstream) QueryIncidents(ctx context.Context, m store.Monitor, kql stri
 		page.Incidents[i].TenantID = tok.TenantID
 	}
 	return page, nil
+}
+
+// NewestIncident finds the creation time of the newest incident of the
+// monitor's Sentinel workspace (for the diagnosis).
+func (u *Upstream) NewestIncident(ctx context.Context, workspaceID string, m store.Monitor) (time.Time, bool, error) {
+	tok, err := u.token(ctx, workspaceID)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	t, err := u.Client.QueryLake(ctx, tok, m.SentinelWorkspaceID, "SecurityIncident\n| order by CreatedTime desc\n| take 1\n| project CreatedTime")
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if len(t.Rows) == 0 || len(t.Rows[0]) == 0 {
+		return time.Time{}, false, nil
+	}
+	created, err := sentinel.ParseTime(fmt.Sprint(t.Rows[0][0]))
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("app: newest incident: %w", err)
+	}
+	return created, !created.IsZero(), nil
 }
 
 // ListWorkspaces lists the data-lake workspaces of the workspace's tenant.

@@ -62,6 +62,7 @@ type Service struct {
 	Store       store.Store
 	Connections *connection.Service
 	Lake        Lake
+	Prober      Prober
 	Engine      Engine
 	Now         func() time.Time
 }

@@ -56,6 +56,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Owner == "" {
+		opts.Owner = cfg.ReplicaID
+	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 2 * time.Minute}
 	}
@@ -75,7 +78,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	ec := &entra.Client{Authority: cfg.EntraAuthority, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 		RedirectURI: cfg.PublicURL + CallbackPath, HTTP: opts.HTTPClient, Now: opts.Now}
-	conns := connection.New(connection.Config{Store: st, Box: box, Entra: ec, Now: opts.Now, Logger: log})
+	// One replica id for the poll leases and the refresh leases, so that a
+	// graceful shutdown (store.ReleaseLeases) hands both back.
+	conns := connection.New(connection.Config{Store: st, Box: box, Entra: ec, Now: opts.Now, Logger: log, Owner: opts.Owner})
 	sc := sentinel.New(sentinel.Config{BaseURL: cfg.SentinelMCPURL, HTTP: opts.HTTPClient, Logger: log})
 	up := &Upstream{Connections: conns, Client: sc}
 	eng := monitor.New(monitor.Config{Owner: opts.Owner, Interval: cfg.PollInterval, Lookback: cfg.Lookback, PageSize: cfg.PageSize,

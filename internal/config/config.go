@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -44,6 +45,11 @@ type Config struct {
 	PollInterval time.Duration
 	Lookback     time.Duration
 	PageSize     int
+	// ReplicaID names this process in monitor leases. It must stay the same
+	// across restarts of one instance (a restarted process takes its own
+	// leases back at once instead of waiting for them to expire) and differ
+	// between replicas. Default: host name + listen address.
+	ReplicaID string
 	PortalHosts  []string
 
 	LogLevel string
@@ -109,6 +115,15 @@ func (c *Config) Register(fs *flag.FlagSet, getenv func(string) string) error {
 	dur(&c.PollInterval, "poll-interval", "CLARION_POLL_INTERVAL", "how often each monitor polls")
 	dur(&c.Lookback, "lookback", "CLARION_LOOKBACK", "how far behind its watermark a poll re-reads (ingestion delay)")
 	str(&c.LogLevel, "log-level", "CLARION_LOG_LEVEL", "debug, info, warn or error")
+	str(&c.ReplicaID, "replica-id", "CLARION_REPLICA_ID", "this replica's stable id in monitor leases (default host:addr)")
+	if v := getenv("CLARION_PAGE_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config: CLARION_PAGE_SIZE: not a whole number: %q", v))
+		}
+		c.PageSize = n
+	}
+	fs.IntVar(&c.PageSize, "page-size", c.PageSize, "incidents per poll query page, 1..1000 (CLARION_PAGE_SIZE)")
 	if v := getenv("CLARION_MIGRATE"); v == "1" || v == "true" {
 		c.Migrate = true
 	}
@@ -175,6 +190,10 @@ func (c *Config) Finish() error {
 	}
 	if c.PageSize < 1 || c.PageSize > 1000 {
 		errs = append(errs, fmt.Errorf("config: page-size: %d is outside 1..1000", c.PageSize))
+	}
+	if c.ReplicaID == "" {
+		host, _ := os.Hostname()
+		c.ReplicaID = host + ":" + c.Addr
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -25,11 +25,19 @@ import (
 // clock is the one fake clock of Clarion and the emulator in a test: polls
 // are driven by PollOnce, and time moves only when the test says so.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	real bool // follow the wall clock (soak tests with running engines)
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time {
+	if c.real {
+		return time.Now().UTC()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
 func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
@@ -58,9 +66,11 @@ type env struct {
 }
 
 type envOpts struct {
-	pageSize int
-	lookback time.Duration
-	edit     func(*emulator.Config)
+	pageSize  int
+	lookback  time.Duration
+	interval  time.Duration
+	realClock bool
+	edit      func(*emulator.Config)
 }
 
 func setup(t *testing.T, opts ...envOpts) *env {
@@ -69,7 +79,7 @@ func setup(t *testing.T, opts ...envOpts) *env {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	clk := &clock{t: time.Date(2026, 6, 21, 10, 0, 0, 0, time.UTC)}
+	clk := &clock{t: time.Date(2026, 6, 21, 10, 0, 0, 0, time.UTC), real: o.realClock}
 	ecfg := emulator.DefaultConfig()
 	ecfg.Now = clk.Now
 	if o.edit != nil {
@@ -98,6 +108,9 @@ func setup(t *testing.T, opts ...envOpts) *env {
 	}
 	if o.lookback > 0 {
 		cfg.Lookback = o.lookback
+	}
+	if o.interval > 0 {
+		cfg.PollInterval = o.interval
 	}
 	if err := cfg.Finish(); err != nil {
 		t.Fatal(err)

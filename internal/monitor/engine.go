@@ -32,8 +32,9 @@ type Config struct {
 	PageSize        int           // rows per query page (default 200)
 	MaxPagesPerPoll int           // page budget of one poll (default 20)
 	PollTimeout     time.Duration // one poll's deadline (default max(interval, 30s))
+	LeaseTTL        time.Duration // poll lease length unless renewed (default interval/2, at least 1s; see keepLease)
 	ReconcileEvery  time.Duration // how often the store is re-read for changes (default 10s)
-	MaxBackoff      time.Duration // cap on the failure backoff (default 10m)
+	MaxBackoff      time.Duration // cap on the failure backoff (default min(10 intervals, 10m))
 	PortalHosts     []string      // hosts deep links may point at
 	Now             func() time.Time
 	Logger          *slog.Logger
@@ -55,11 +56,16 @@ func (c Config) withDefaults() Config {
 	if c.PollTimeout <= 0 {
 		c.PollTimeout = max(c.Interval, 30*time.Second)
 	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = max(c.Interval/2, time.Second)
+	}
 	if c.ReconcileEvery <= 0 {
 		c.ReconcileEvery = 10 * time.Second
 	}
 	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 10 * time.Minute
+		// Ten intervals, at most ten minutes: a failing monitor keeps
+		// trying often enough to recover within minutes of Microsoft.
+		c.MaxBackoff = min(10*c.Interval, 10*time.Minute)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -283,11 +289,16 @@ func (e *Engine) runLoop(ctx context.Context, m store.Monitor, wake <-chan struc
 // time means it did not poll (not due, or another replica holds it).
 func (e *Engine) PollOnce(ctx context.Context, monitorID string) (time.Time, error) {
 	now := e.now()
-	m, ok, err := e.store.ClaimPoll(ctx, monitorID, e.cfg.Owner, now, now.Add(e.cfg.PollTimeout+10*time.Second))
+	m, ok, err := e.store.ClaimPoll(ctx, monitorID, e.cfg.Owner, now, now.Add(e.cfg.LeaseTTL))
 	if err != nil || !ok {
 		return time.Time{}, err
 	}
 	log := e.log.With("monitor_id", m.ID, "workspace_id", m.WorkspaceID)
+	// Keep the (short) lease while this poll runs; lctx ends if another
+	// replica took the monitor over, so that this poll stops calling
+	// Microsoft (its writes would be refused anyway: ErrLeaseLost).
+	lctx, stopLease := e.keepLease(ctx, m.ID)
+	defer stopLease()
 
 	var res pollResult
 	var perr error
@@ -306,9 +317,12 @@ func (e *Engine) PollOnce(ctx context.Context, monitorID string) (time.Time, err
 		if until, throttled := e.throttledUntil(tenant, now); throttled {
 			perr = throttledError{until.Sub(now)}
 		} else {
-			pctx, cancel := context.WithTimeout(ctx, e.cfg.PollTimeout)
+			pctx, cancel := context.WithTimeout(lctx, e.cfg.PollTimeout)
 			res, perr = e.poll(pctx, m)
 			cancel()
+			if cause := context.Cause(lctx); perr != nil && errors.Is(cause, store.ErrLeaseLost) {
+				perr = cause
+			}
 		}
 	}
 
@@ -345,10 +359,58 @@ func (e *Engine) PollOnce(ctx context.Context, monitorID string) (time.Time, err
 		}
 		log.Warn("poll failed", "code", o.code, "consecutive_failures", h.ConsecutiveFailures, "err", perr)
 	}
+	stopLease() // no renewal may race the release
 	if err := e.store.FinishPoll(ctx, m.ID, e.cfg.Owner, h, next); err != nil {
 		return time.Time{}, err
 	}
 	return next, perr
+}
+
+// keepLease renews the monitor's poll lease every LeaseTTL/3 until stop is
+// called. The lease is short (LeaseTTL, half an interval by default) so
+// that when a replica dies mid-poll, another takes the monitor over at most
+// LeaseTTL after its slot, well within two intervals; renewing it lets a
+// poll run longer than that (up to PollTimeout) without being taken over.
+//
+// If the store says the lease is lost (it lapsed and another replica
+// claimed it, or the monitor was deleted), keepLease cancels the returned
+// context with store.ErrLeaseLost as the cause. A renewal failing for
+// another reason (database briefly unreachable) is retried at the next
+// tick: the lease lapses only if that lasts longer than LeaseTTL.
+func (e *Engine) keepLease(ctx context.Context, monitorID string) (context.Context, func()) {
+	lctx, cancel := context.WithCancelCause(ctx)
+	quit, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(max(e.cfg.LeaseTTL/3, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-lctx.Done():
+				return
+			case <-t.C:
+			}
+			err := e.store.RenewLease(lctx, monitorID, e.cfg.Owner, e.now().Add(e.cfg.LeaseTTL))
+			switch {
+			case errors.Is(err, store.ErrLeaseLost):
+				e.log.Warn("poll lease lost to another replica; stopping this poll", "monitor_id", monitorID)
+				cancel(err)
+				return
+			case err != nil && lctx.Err() == nil:
+				e.log.Warn("renew poll lease", "monitor_id", monitorID, "err", err)
+			}
+		}
+	}()
+	var once sync.Once
+	return lctx, func() {
+		once.Do(func() {
+			close(quit)
+			<-stopped
+			cancel(nil)
+		})
+	}
 }
 
 // backoff grows exponentially from a quarter interval, with jitter, capped.

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"html/template"
 	"net/http"
@@ -9,6 +12,33 @@ import (
 	"github.com/clarion/sentinel/internal/connection"
 )
 
+// bindCookie ties an OAuth state to the browser that started the flow: it
+// holds a hash of the state Clarion sent to Microsoft, and the callback
+// refuses a state this browser did not start. Without it, an attacker could
+// send an admin a consent link of the attacker's own Clarion workspace and
+// collect the admin's tenant credential there (login CSRF).
+const bindCookie = "clarion_oauth"
+
+func stateHash(state string) string {
+	h := sha256.Sum256([]byte("clarion-oauth-state:" + state))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// bind sets the binding cookie for the state carried by the URL we are
+// about to redirect the browser to.
+func (a *API) bind(w http.ResponseWriter, next string) {
+	u, err := url.Parse(next)
+	if err != nil {
+		return
+	}
+	st := u.Query().Get("state")
+	if st == "" {
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: bindCookie, Value: stateHash(st), Path: "/integrations/sentinel",
+		MaxAge: 900, HttpOnly: true, Secure: a.SecureCookies, SameSite: http.SameSiteLaxMode})
+}
+
 // connect starts the connect flow: admin consent, then the admin's sign-in.
 func (a *API) connect(w http.ResponseWriter, r *http.Request, p Principal) {
 	next, err := a.Connections.BeginConnect(r.Context(), p.WorkspaceID, r.URL.Query().Get("return_to"))
@@ -16,12 +46,18 @@ func (a *API) connect(w http.ResponseWriter, r *http.Request, p Principal) {
 		a.internal(w, "begin connect", err)
 		return
 	}
+	a.bind(w, next)
 	http.Redirect(w, r, next, http.StatusFound)
 }
 
 // callback receives both redirects from Microsoft (consent, then sign-in);
 // the state parameter says which and binds them to the Clarion workspace.
 func (a *API) callback(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(bindCookie); err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(stateHash(r.URL.Query().Get("state")))) != 1 {
+		a.log().Warn("connect callback from a browser that did not start it")
+		a.finish(w, r, "", "", "invalid_state", "This sign-in was not started from this browser, or it expired. Start again from Integrations → Microsoft Sentinel → Connect with Microsoft.")
+		return
+	}
 	res, err := a.Connections.Callback(r.Context(), r.URL.Query())
 	var ce *connection.ConnectError
 	switch {
@@ -34,6 +70,7 @@ func (a *API) callback(w http.ResponseWriter, r *http.Request) {
 		a.finish(w, r, res.ReturnTo, "", "internal", "Something went wrong on Clarion's side while connecting; try again.")
 		return
 	case res.Next != "":
+		a.bind(w, res.Next)
 		http.Redirect(w, r, res.Next, http.StatusFound)
 		return
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -293,5 +294,41 @@ func TestDisconnectRemovesMonitorsKeepsAlerts(t *testing.T) {
 	e.do("GET", "/api/v1/integrations/sentinel", nil, &v)
 	if v.Connected {
 		t.Fatal("still connected after disconnect")
+	}
+}
+
+// TestConnectLinkFromAnotherBrowserIsRefused: an attacker starts a connect
+// flow in their own Clarion workspace and sends the consent link to a
+// victim admin. The victim's browser never started that flow, so the
+// callback refuses it and nothing is stored in the attacker's workspace.
+func TestConnectLinkFromAnotherBrowserIsRefused(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	// The attacker's browser: stop at the redirect to Microsoft.
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", e.url+"/integrations/sentinel/connect", nil)
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	consentURL := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || consentURL == "" {
+		t.Fatalf("connect answered HTTP %d", resp.StatusCode)
+	}
+	// The victim's browser (its own cookies, none from Clarion) follows it.
+	victim := emulator.NewBrowser(nil)
+	final, err := victim.ClickThrough(t.Context(), consentURL, emulator.BrowseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(final.Body)
+	final.Body.Close()
+	if final.StatusCode == http.StatusOK || !strings.Contains(string(body), `data-code="invalid_state"`) {
+		t.Fatalf("callback from a browser that did not start the flow: HTTP %d\n%s", final.StatusCode, body)
+	}
+	if _, err := e.app.Store.GetConnection(t.Context(), e.ws.ID); err == nil {
+		t.Fatal("the victim's credential was stored in the attacker's workspace")
 	}
 }

@@ -1,7 +1,7 @@
 // Package app wires Clarion's parts together — store, secrets, Entra
-// connection, Sentinel client, monitor engine, integration service, HTTP API —
-// for `clarion serve` and `clarion demo`, and runs them with an orderly
-// shutdown: HTTP server first, then the monitors, then the store.
+// connection, Sentinel client, monitor engine, integration service, HTTP
+// API, web UI — for `clarion serve` and `clarion demo`, and runs them with an
+// orderly shutdown: HTTP server first, then the monitors, then the store.
 package app
 
 import (
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/clarion/sentinel/internal/api"
+	"github.com/clarion/sentinel/internal/auth"
 	"github.com/clarion/sentinel/internal/config"
 	"github.com/clarion/sentinel/internal/connection"
 	"github.com/clarion/sentinel/internal/entra"
@@ -23,6 +24,8 @@ import (
 	"github.com/clarion/sentinel/internal/secrets"
 	"github.com/clarion/sentinel/internal/sentinel"
 	"github.com/clarion/sentinel/internal/store"
+	"github.com/clarion/sentinel/internal/tools"
+	"github.com/clarion/sentinel/internal/web"
 )
 
 // Options are the parts tests and the demo may replace.
@@ -44,6 +47,9 @@ type App struct {
 	Engine      *monitor.Engine
 	Integration *integration.Service
 	API         *api.API
+	Auth        *auth.Service
+	Web         *web.Handler
+	Tools       *tools.Service
 	mux         *http.ServeMux
 }
 
@@ -90,6 +96,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		API: &api.API{Store: st, Integration: svc, Connections: conns, Logger: log, SecureCookies: len(cfg.PublicURL) > 5 && cfg.PublicURL[:5] == "https"}}
 	a.mux = http.NewServeMux()
 	a.API.Register(a.mux)
+	// Agent tools: skills, /mcp/skills/{skill}, /api/v1/tools, /api/v1/audit.
+	a.Tools = &tools.Service{Store: st, Tokens: conns, Upstream: sc, Logger: log, Now: opts.Now}
+	tools.NewHandler(a.Tools).Register(a.mux)
+	a.Auth = &auth.Service{Store: st, Now: opts.Now}
+	a.Web, err = web.New(web.Config{Auth: a.Auth, Integration: svc, Connections: conns, Connector: a.API, Tools: a.Tools, Logger: log,
+		SecureCookies: a.API.SecureCookies, FormActions: []string{cfg.EntraAuthority}, Now: opts.Now})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("app: web ui: %w", err)
+	}
+	a.Web.Register(a.mux)
 	return a, nil
 }
 
@@ -119,6 +136,7 @@ func (a *App) Handler() http.Handler { return logRequests(a.Log, a.mux) }
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 0 /* alert streams */, IdleTimeout: 2 * time.Minute}
+	srv.RegisterOnShutdown(a.Web.Shutdown) // open alert streams end, so Shutdown need not wait for them
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	engDone := make(chan error, 1)
 	go func() { engDone <- a.Engine.Run(engCtx) }()

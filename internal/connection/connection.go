@@ -213,6 +213,10 @@ type Config struct {
 	// resource is trusted before Microsoft is asked again: the admin may
 	// have run the remedy (DefaultServiceRecheck).
 	ServiceRecheck time.Duration
+	// Owner is this replica's id, the owner of the connection refresh
+	// leases it takes in the store (see refreshLease); default: a random
+	// id. Replicas sharing a database must have distinct owners.
+	Owner string
 }
 
 // Service is the Sentinel connection of every Clarion workspace served by
@@ -231,8 +235,9 @@ type wsCache struct {
 	gen    uint64           // bumped by Invalidate: results of older refreshes are not cached
 	tokens map[string]Token // resource → access token
 	calls  map[string]*call // resource → refresh in flight
-	// sem serialises refreshes of one connection: they share one refresh
-	// token, which each may rotate.
+	// sem serialises refreshes of one connection in this process: they
+	// share one refresh token, which each may rotate. Across replicas the
+	// store's refresh lease does the same (refreshLease).
 	sem chan struct{}
 	// notEnabled: resource → when Microsoft last said 650052/500011.
 	notEnabled map[string]time.Time
@@ -260,6 +265,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.ServiceRecheck <= 0 {
 		cfg.ServiceRecheck = DefaultServiceRecheck
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = store.NewID()
 	}
 	return &Service{cfg: cfg, log: cfg.Logger.With("component", "connection"), ws: make(map[string]*wsCache)}
 }

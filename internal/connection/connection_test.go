@@ -99,6 +99,7 @@ type env struct {
 
 type options struct {
 	refreshTimeout time.Duration
+	owner          string // replica id (default: a random one per Service)
 }
 
 // setup starts the emulator, a SQLite store in t.TempDir(), Clarion's
@@ -148,7 +149,7 @@ func setup(t *testing.T, opts ...options) *env {
 func (e *env) newService(o options) *connection.Service {
 	return connection.New(connection.Config{Store: e.store, Box: e.box, Entra: e.entra, Now: e.clock.Now,
 		Logger:         slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		RefreshTimeout: o.refreshTimeout})
+		RefreshTimeout: o.refreshTimeout, Owner: o.owner})
 }
 
 // callbackAnswer is what Clarion's test callback endpoint answers.
@@ -666,12 +667,65 @@ func TestAccessTokenCacheAndRotation(t *testing.T) {
 	}
 }
 
-func TestRotationRaceBetweenReplicas(t *testing.T) {
+// TestRefreshSerialisedAcrossReplicas: while replica B redeems the refresh
+// token, replica A holds off (the store's refresh lease), then refreshes
+// with the token B rotated and stored: two refreshes, two rotations, none
+// stale.
+func TestRefreshSerialisedAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
 	before := e.mustConnect()
 	other := e.newService(options{})
+	done := make(chan error, 1)
+	hook := func() {
+		// B's token request is on the wire: B holds the lease ...
+		now := e.clock.Now()
+		if ok, err := e.store.ClaimRefresh(ctx, ws1, "intruder", now, now.Add(time.Minute)); err != nil || ok {
+			t.Errorf("refresh lease during B's refresh: ok=%v err=%v, want held", ok, err)
+		}
+		// ... and A, asking now, waits for B instead of redeeming the same
+		// refresh token in parallel.
+		go func() {
+			_, err := other.AccessToken(ctx, ws1, connection.DefenderMCP)
+			done <- err
+		}()
+	}
+	e.hook.hook.Store(&hook)
+	n0 := e.refreshes()
+	if _, err := e.svc.AccessToken(ctx, ws1, connection.SentinelPlatform); err != nil {
+		t.Fatalf("replica B: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("replica A: %v", err)
+	}
+	if n := e.refreshes() - n0; n != 2 {
+		t.Fatalf("%d refreshes, want 2 (B, then A with B's rotated token)", n)
+	}
+	after := e.conn()
+	if after.Version != before.Version+2 || after.State != store.StateConnected {
+		t.Fatalf("connection %+v", after)
+	}
+	if strings.Contains(e.logs.String(), "rotated elsewhere") {
+		t.Fatal("a rotation was stale: the refreshes overlapped")
+	}
+	// The lease was handed back: anyone may refresh now.
+	now := e.clock.Now()
+	if ok, err := e.store.ClaimRefresh(ctx, ws1, "intruder", now, now.Add(time.Minute)); err != nil || !ok {
+		t.Fatalf("refresh lease after both refreshes: ok=%v err=%v, want free", ok, err)
+	}
+}
+
+// TestRotationRaceBetweenReplicas: when two refreshes do overlap despite the
+// lease (two processes given one replica id, or a lease that lapsed under a
+// refresh slower than it), the version check still keeps the newest
+// rotated token.
+func TestRotationRaceBetweenReplicas(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{owner: "replica-1"})
+	ctx := context.Background()
+	before := e.mustConnect()
+	other := e.newService(options{owner: "replica-1"})
 	// Replica B's refresh is in flight when replica A rotates the token.
 	hook := func() {
 		if _, err := other.AccessToken(ctx, ws1, connection.DefenderMCP); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/clarion/sentinel/internal/entra"
 	"github.com/clarion/sentinel/internal/store"
@@ -153,7 +154,72 @@ func (s *Service) runRefresh(ctx context.Context, workspaceID, resource string, 
 		return
 	}
 	defer func() { <-w.sem }()
+	release, err := s.refreshLease(ctx, workspaceID)
+	if err != nil {
+		c.err = err
+		return
+	}
+	defer release()
 	c.tok, c.err = s.refresh(ctx, workspaceID, resource)
+}
+
+// Refresh lease timing: the lease outlives the longest refresh
+// (RefreshTimeout) by refreshLeaseMargin, so that it only lapses when its
+// holder died; a waiting replica asks again with a backoff up to
+// refreshLeaseMaxWait.
+const (
+	refreshLeaseMargin   = 10 * time.Second
+	refreshLeaseMinWait  = 20 * time.Millisecond
+	refreshLeaseMaxWait  = 500 * time.Millisecond
+	refreshLeaseReleaseT = 5 * time.Second
+)
+
+// refreshLease takes the connection's refresh lease in the store (a row
+// lease: refresh_owner, refresh_until), waiting while another replica holds
+// it, so that across replicas one refresh of a connection runs at a time.
+// The waiter then reads the refresh token that the holder rotated and
+// stored, instead of redeeming the same one in parallel and losing a
+// compare-and-swap (RotateRefreshToken's version check stays the guarantee
+// that a rotated token is never overwritten by an older one; the lease
+// makes that path rare). A holder that dies leaves the lease to lapse after
+// RefreshTimeout+refreshLeaseMargin; one that shuts down gracefully hands
+// it back (store.ReleaseLeases).
+func (s *Service) refreshLease(ctx context.Context, workspaceID string) (release func(), err error) {
+	wait := refreshLeaseMinWait
+	for waited := false; ; waited = true {
+		now := s.now()
+		ok, err := s.cfg.Store.ClaimRefresh(ctx, workspaceID, s.cfg.Owner, now, now.Add(s.cfg.RefreshTimeout+refreshLeaseMargin))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			s.dropTokens(workspaceID)
+			return nil, fmt.Errorf("%w: %w", ErrNotConnected, err)
+		case err != nil:
+			return nil, fmt.Errorf("connection: claim refresh lease: %w", err)
+		case ok:
+			if waited {
+				s.log.Debug("refresh lease free again", "workspace_id", workspaceID)
+			}
+			return func() {
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshLeaseReleaseT)
+				defer cancel()
+				if err := s.cfg.Store.ReleaseRefresh(rctx, workspaceID, s.cfg.Owner); err != nil {
+					s.log.Warn("release refresh lease", "workspace_id", workspaceID, "err", err)
+				}
+			}, nil
+		}
+		if !waited {
+			s.log.Debug("another replica is refreshing this connection; waiting", "workspace_id", workspaceID)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, &TransientError{Code: "timeout", Sentence: "Another Clarion replica's token refresh of this connection did not finish in time; retrying with backoff.",
+				cause: ctx.Err()}
+		case <-t.C:
+		}
+		wait = min(2*wait, refreshLeaseMaxWait)
+	}
 }
 
 // refresh redeems the stored refresh token for resource, rotates it, and

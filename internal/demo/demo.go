@@ -9,6 +9,7 @@ package demo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,10 +23,13 @@ import (
 	"time"
 
 	"github.com/clarion/sentinel/internal/app"
+	"github.com/clarion/sentinel/internal/auth"
 	"github.com/clarion/sentinel/internal/config"
 	"github.com/clarion/sentinel/internal/emulator"
 	"github.com/clarion/sentinel/internal/integration"
 	"github.com/clarion/sentinel/internal/sentinel"
+	"github.com/clarion/sentinel/internal/store"
+	"github.com/clarion/sentinel/internal/tools"
 )
 
 // Credentials is what the demo writes to DATA_DIR/demo-credentials.json.
@@ -35,7 +39,13 @@ type Credentials struct {
 	Workspace   string `json:"workspace"`
 	WorkspaceID string `json:"workspace_id"`
 	EmulatorURL string `json:"emulator_url"`
+	// Username and Password sign in to the web UI (the workspace's admin).
+	Username string `json:"username"`
+	Password string `json:"password"`
 }
+
+// DemoUsername is the demo admin's sign-in name.
+const DemoUsername = "admin@clarion.demo"
 
 type files []string
 
@@ -95,9 +105,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go emuSrv.Serve(emuLn)
 	defer emuSrv.Close()
 
+	// Listen first, so that --addr 127.0.0.1:0 picks a free port that the
+	// URLs then name.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("addr: %w", err)
+	}
+	defer ln.Close()
+
 	// Clarion, pointed at the emulator: configuration only.
 	cfg := config.Defaults()
-	cfg.Addr = *addr
+	cfg.Addr = ln.Addr().String()
 	cfg.DataDir = *dataDir
 	cfg.EntraAuthority = emuURL
 	cfg.SentinelMCPURL = emuURL + "/mcp"
@@ -112,11 +130,6 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	a, err := app.New(ctx, cfg, log, app.Options{AutoMigrate: true})
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		a.Close()
-		return fmt.Errorf("addr: %w", err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -148,15 +161,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 Clarion demo is running.
 
   Clarion      %s
+  Sign in as   %s
+  Password     %s
   API token    %s
   Credentials  %s
   Emulator     %s (Microsoft stand-in)
+  Agent tools  %s/mcp/skills/triage (MCP, skill "triage")
 
 Try:
   curl -s -H "Authorization: Bearer %s" %s/api/v1/alerts
 
 Press Ctrl-C to stop.
-`, creds.URL, creds.APIToken, credPath, emuURL, creds.APIToken, creds.URL)
+`, creds.URL, creds.Username, creds.Password, creds.APIToken, credPath, emuURL, creds.URL, creds.APIToken, creds.URL)
 	return <-runErr
 }
 
@@ -180,6 +196,9 @@ func setup(ctx context.Context, a *app.App, cfg config.Config, emuURL string) (C
 	}
 	creds.URL = cfg.PublicURL
 	creds.EmulatorURL = emuURL
+	if err := signInAccount(ctx, a, &creds); err != nil {
+		return creds, err
+	}
 
 	if err := Connect(ctx, cfg.PublicURL, creds.APIToken, ""); err != nil {
 		return creds, fmt.Errorf("demo: connect through the emulator: %w", err)
@@ -196,7 +215,42 @@ func setup(ctx context.Context, a *app.App, cfg config.Config, emuURL string) (C
 			return creds, fmt.Errorf("demo: create monitor: %w", err)
 		}
 	}
+	// The agent tools: skill "triage" with both Sentinel toolsets, served at
+	// /mcp/skills/triage (kept as it is when it exists).
+	var te *tools.Error
+	if _, err := a.Tools.CreateSkill(ctx, creds.WorkspaceID, "triage", "Triage Microsoft Sentinel and Defender XDR incidents",
+		[]string{tools.ToolsetTriage, tools.ToolsetDataLake}); err != nil && !(errors.As(err, &te) && te.Code == tools.CodeSkillExists) {
+		return creds, fmt.Errorf("demo: create skill: %w", err)
+	}
 	return creds, nil
+}
+
+// signInAccount makes sure the demo admin can sign in to the web UI: a
+// random password the first time, kept in the credentials file after.
+func signInAccount(ctx context.Context, a *app.App, creds *Credentials) error {
+	u, err := a.Store.GetUserByEmail(ctx, DemoUsername)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		creds.Username, creds.Password = DemoUsername, auth.NewPassword()
+		if _, err := a.Auth.CreateUser(ctx, creds.WorkspaceID, creds.Username, creds.Password); err != nil {
+			return fmt.Errorf("demo: create the admin account: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("demo: admin account: %w", err)
+	}
+	if u.WorkspaceID == creds.WorkspaceID && creds.Username == DemoUsername && creds.Password != "" {
+		return nil
+	}
+	if u.WorkspaceID != creds.WorkspaceID {
+		return fmt.Errorf("demo: %s belongs to another workspace of this data dir; use a new --data-dir", DemoUsername)
+	}
+	// The account exists but its password was not kept: set a new one.
+	creds.Username, creds.Password = DemoUsername, auth.NewPassword()
+	if err := a.Auth.SetPassword(ctx, u.ID, creds.Password); err != nil {
+		return fmt.Errorf("demo: reset the admin password: %w", err)
+	}
+	return nil
 }
 
 // Connect drives the browser side of connecting a Clarion workspace —

@@ -11,7 +11,8 @@
 //     request came in on;
 //   - the Sentinel MCP servers (sentinel.microsoft.com/mcp): data
 //     exploration (list_sentinel_workspaces, search_tables, query_lake over
-//     a KQL evaluator, package kql) and the seam of the triage server, over
+//     a KQL evaluator, package kql) and triage (the Defender tools in
+//     Microsoft Graph security shapes, built on the same incidents), over
 //     streamable HTTP with bearer-token checks.
 //
 // Tenants, users, workspaces and the app registration come from Config

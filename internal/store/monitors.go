@@ -166,11 +166,22 @@ func holdLease(ctx context.Context, t txn, monitorID, owner string) (workspaceID
 	return workspaceID, nil
 }
 
-const alertInsert = `INSERT INTO alerts (id, workspace_id, monitor_id, monitor_name, incident_id, incident_number,
+// alertInsert inserts n alerts in one statement: a page re-reads the
+// look-back window, so most of its rows are already alerts, and one round
+// trip per page instead of one per row matters when several replicas share
+// the database. At most alertRowsPerInsert rows per statement (17
+// parameters each, far below both engines' limits), which also bounds the
+// distinct statements the drivers prepare and cache.
+func alertInsert(n int) string {
+	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	return `INSERT INTO alerts (id, workspace_id, monitor_id, monitor_name, incident_id, incident_number,
 		title, description, severity, source_severity, status, deep_link, sentinel_workspace_id, tenant_id,
 		incident_created_at, ingested_at, payload)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	VALUES ` + strings.Repeat(row+", ", n-1) + row + `
 	ON CONFLICT (workspace_id, incident_id) DO NOTHING`
+}
+
+const alertRowsPerInsert = 50
 
 func (s *sqlStore) CommitPage(ctx context.Context, monitorID, owner string, alerts []Alert, p Progress) (int, error) {
 	// Insert in incident order: two transactions carrying the same incidents
@@ -191,25 +202,30 @@ func (s *sqlStore) CommitPage(ctx context.Context, monitorID, owner string, aler
 		if err != nil {
 			return err
 		}
-		for _, a := range sorted {
-			if a.WorkspaceID == "" {
-				a.WorkspaceID = workspaceID
+		for chunk := range slices.Chunk(sorted, alertRowsPerInsert) {
+			args := make([]any, 0, 17*len(chunk))
+			for _, a := range chunk {
+				if a.WorkspaceID == "" {
+					a.WorkspaceID = workspaceID
+				}
+				if a.MonitorID == "" {
+					a.MonitorID = monitorID
+				}
+				if a.WorkspaceID != workspaceID || a.MonitorID != monitorID {
+					return fmt.Errorf("alert for incident %q belongs to workspace %q, monitor %q, not to the committing monitor",
+						a.IncidentID, a.WorkspaceID, a.MonitorID)
+				}
+				if a.IncidentID == "" {
+					return errors.New("alert without incident id")
+				}
+				args = append(args, a.ID, a.WorkspaceID, a.MonitorID, a.MonitorName, a.IncidentID, a.IncidentNumber,
+					a.Title, a.Description, a.Severity, a.SourceSeverity, a.Status, a.DeepLink,
+					a.SentinelWorkspaceID, a.TenantID, nanos(a.IncidentCreatedAt), nanos(a.IngestedAt),
+					string(a.Payload))
 			}
-			if a.MonitorID == "" {
-				a.MonitorID = monitorID
-			}
-			if a.WorkspaceID != workspaceID || a.MonitorID != monitorID {
-				return fmt.Errorf("alert for incident %q belongs to workspace %q, monitor %q, not to the committing monitor",
-					a.IncidentID, a.WorkspaceID, a.MonitorID)
-			}
-			if a.IncidentID == "" {
-				return errors.New("alert without incident id")
-			}
-			res, err := t.exec(ctx, alertInsert,
-				a.ID, a.WorkspaceID, a.MonitorID, a.MonitorName, a.IncidentID, a.IncidentNumber,
-				a.Title, a.Description, a.Severity, a.SourceSeverity, a.Status, a.DeepLink,
-				a.SentinelWorkspaceID, a.TenantID, nanos(a.IncidentCreatedAt), nanos(a.IngestedAt),
-				string(a.Payload))
+			// Rows go in in incident order (see above); an incident twice
+			// in one page is inserted once (DO NOTHING on both engines).
+			res, err := t.exec(ctx, alertInsert(len(chunk)), args...)
 			if err != nil {
 				return err
 			}
@@ -257,7 +273,15 @@ func (s *sqlStore) ReleaseLeases(ctx context.Context, owner string) error {
 	if owner == "" {
 		return nil
 	}
-	_, err := s.exec(ctx, `UPDATE monitors SET lease_owner = '', lease_until = 0 WHERE lease_owner = ?`, owner)
+	err := s.inTx(ctx, func(t txn) error {
+		if _, err := t.exec(ctx, `UPDATE monitors SET lease_owner = '', lease_until = 0 WHERE lease_owner = ?`, owner); err != nil {
+			return err
+		}
+		// The refresh leases too (replicas.go): a replica shutting down
+		// mid-refresh lets the next one refresh at once.
+		_, err := t.exec(ctx, `UPDATE connections SET refresh_owner = '', refresh_until = 0 WHERE refresh_owner = ?`, owner)
+		return err
+	})
 	return wrap("release leases", err)
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,7 +38,10 @@ const (
 // Open opens the store named by dsn:
 //
 //   - "postgres://…" or "postgresql://…": PostgreSQL (pgx). Any libpq URL
-//     parameter works, including search_path to pick a schema.
+//     parameter works, including search_path to pick a schema; and
+//     pool_max_conns=N (as pgxpool spells it) sets how many connections
+//     this process opens at most (default 20): with several replicas, keep
+//     their sum below the server's max_connections.
 //   - "sqlite:PATH" or a plain file path: SQLite in WAL mode. The file is
 //     created if missing. A "file:" URI is accepted too.
 //
@@ -90,18 +94,44 @@ func openDB(ctx context.Context, dsn string, log *slog.Logger) (*sqlStore, error
 }
 
 func openPostgres(ctx context.Context, dsn string, log *slog.Logger) (*sqlStore, error) {
+	dsn, maxConns, err := poolMaxConns(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open postgres: %w", err)
+	}
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
-	db.SetMaxOpenConns(postgresMaxConns)
-	db.SetMaxIdleConns(postgresMaxConns)
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
 	return &sqlStore{d: postgresDialect, w: db, r: db, log: log}, nil
+}
+
+// poolMaxConns takes the pool_max_conns parameter out of a postgres:// URL
+// (the server would refuse it as an unknown setting) and returns it, or
+// postgresMaxConns when there is none.
+func poolMaxConns(dsn string) (string, int, error) {
+	if !strings.Contains(dsn, "pool_max_conns") {
+		return dsn, postgresMaxConns, nil // left to pgx as it is (multi-host URLs, …)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", 0, errors.New("the database URL does not parse") // url's error would repeat the URL, password included
+	}
+	q := u.Query()
+	v := q.Get("pool_max_conns")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return "", 0, fmt.Errorf("pool_max_conns=%q: want a whole number of connections, at least 1", v)
+	}
+	q.Del("pool_max_conns")
+	u.RawQuery = q.Encode()
+	return u.String(), n, nil
 }
 
 // openSQLite opens two pools on one file: a writer of exactly one

@@ -231,6 +231,9 @@ type Store interface {
 	UserStore
 	// SkillStore: skills, their toolsets, and the tool-call audit (skills.go).
 	SkillStore
+	// ReplicaStore: lease renewal and the connection refresh lease, for
+	// several replicas on one database (replicas.go).
+	ReplicaStore
 
 	Close() error
 	// Engine reports "sqlite" or "postgres".
@@ -309,7 +312,8 @@ type Store interface {
 	// FinishPoll writes health and the next due time and releases the lease
 	// (only if owner holds it; else ErrLeaseLost).
 	FinishPoll(ctx context.Context, monitorID, owner string, h Health, nextPollAt time.Time) error
-	// ReleaseLeases hands back every lease held by owner (graceful shutdown).
+	// ReleaseLeases hands back every lease held by owner (graceful shutdown):
+	// its monitors' poll leases and its connections' refresh leases.
 	ReleaseLeases(ctx context.Context, owner string) error
 	// PollSoon makes every monitor of the workspace due at now (after a
 	// reconnect, polling resumes at once instead of an interval later).

@@ -56,6 +56,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CommitPageRacesDeleteConnection", testCommitRacesDisconnect},
 		{"FinishPoll", testFinishPoll},
 		{"ReleaseLeases", testReleaseLeases},
+		{"RenewLease", testRenewLease},
+		{"ClaimRefresh", testClaimRefresh},
+		{"ClaimRefreshExclusive", testClaimRefreshExclusive},
+		{"CommitPageLongPages", testCommitPageLongPages},
 		{"PollSoon", testPollSoon},
 		{"AlertRoundTrip", testAlertRoundTrip},
 		{"PayloadByteExact", testPayloadByteExact},
@@ -72,6 +76,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetUserPasswordEndsSessions", testSetUserPasswordEndsSessions},
 		{"SessionsOfWorkspaces", testSessionsOfWorkspaces},
 		{"ConcurrentSessions", testConcurrentSessions},
+		{"SkillRoundTrip", testSkillRoundTrip},
+		{"SkillConflicts", testSkillConflicts},
+		{"AttachDetachToolsets", testAttachDetachToolsets},
+		{"AttachToolsetsConcurrent", testAttachToolsetsConcurrent},
+		{"DeleteSkill", testDeleteSkill},
+		{"ToolCallRoundTrip", testToolCallRoundTrip},
+		{"ToolCallsOrderPagingFilters", testToolCallsOrderPagingFilters},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -49,8 +49,8 @@ type Config struct {
 	// across restarts of one instance (a restarted process takes its own
 	// leases back at once instead of waiting for them to expire) and differ
 	// between replicas. Default: host name + listen address.
-	ReplicaID string
-	PortalHosts  []string
+	ReplicaID   string
+	PortalHosts []string
 
 	LogLevel string
 	LogJSON  bool

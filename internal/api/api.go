@@ -114,28 +114,39 @@ func NewToken() string {
 // already on the context (a browser session) is accepted as is.
 func (a *API) authenticated(h func(http.ResponseWriter, *http.Request, Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p, ok := PrincipalFrom(r.Context()); ok {
-			h(w, r, p)
+		p, ok := Authenticate(a.Store, a.log(), w, r)
+		if !ok {
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || strings.TrimSpace(tok) == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="clarion"`)
-			writeError(w, http.StatusUnauthorized, "unauthenticated", "Send a workspace API token as Authorization: Bearer <token>.", "")
-			return
-		}
-		t, err := a.Store.LookupAPIToken(r.Context(), HashToken(strings.TrimSpace(tok)))
-		if err != nil {
-			if !errors.Is(err, store.ErrNotFound) {
-				a.log().Error("lookup api token", "err", err)
-			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="clarion", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "invalid_token", "The API token is unknown or was revoked.", "")
-			return
-		}
-		p := Principal{WorkspaceID: t.WorkspaceID, TokenID: t.ID}
 		h(w, r.WithContext(WithPrincipal(r.Context(), p)), p)
 	})
+}
+
+// Authenticate resolves who made the request: a principal already on the
+// context (the web UI's session), else the workspace API token sent as
+// "Authorization: Bearer". On failure it writes the 401 answer and returns
+// false. Every authenticated route of Clarion (API, tools, MCP) uses it.
+func Authenticate(st store.Store, log *slog.Logger, w http.ResponseWriter, r *http.Request) (Principal, bool) {
+	if p, ok := PrincipalFrom(r.Context()); ok && p.WorkspaceID != "" {
+		return p, true
+	}
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="clarion"`)
+		writeError(w, http.StatusUnauthorized, "unauthenticated", "Send a workspace API token as Authorization: Bearer <token>.", "")
+		return Principal{}, false
+	}
+	t, err := st.LookupAPIToken(r.Context(), HashToken(tok))
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			log.Error("lookup api token", "err", err)
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="clarion", error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, "invalid_token", "The API token is unknown or was revoked.", "")
+		return Principal{}, false
+	}
+	return Principal{WorkspaceID: t.WorkspaceID, TokenID: t.ID}, true
 }
 
 // --- integration ---
@@ -390,22 +401,7 @@ func alertView(x store.Alert) AlertView {
 		SentinelWorkspaceID: x.SentinelWorkspaceID, TenantID: x.TenantID, Payload: p}
 }
 
-func encodeCursor(a store.Alert) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(a.IngestedAt.UnixNano(), 10) + ":" + a.ID))
-}
 
-func decodeCursor(s string) (time.Time, string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return time.Time{}, "", false
-	}
-	ns, id, ok := strings.Cut(string(b), ":")
-	n, err := strconv.ParseInt(ns, 10, 64)
-	if !ok || err != nil || id == "" {
-		return time.Time{}, "", false
-	}
-	return time.Unix(0, n).UTC(), id, true
-}
 
 func (a *API) listAlerts(w http.ResponseWriter, r *http.Request, p Principal) {
 	q := r.URL.Query()
@@ -419,7 +415,7 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request, p Principal) {
 		f.Limit = n
 	}
 	if c := q.Get("cursor"); c != "" {
-		t, id, ok := decodeCursor(c)
+		t, id, ok := store.DecodeCursor(c)
 		if !ok {
 			writeError(w, http.StatusBadRequest, "invalid_field", "cursor is not one this API returned.", "cursor")
 			return
@@ -437,7 +433,7 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 	resp := map[string]any{"alerts": out}
 	if len(as) == f.Limit {
-		resp["next_cursor"] = encodeCursor(as[len(as)-1])
+		resp["next_cursor"] = store.EncodeCursor(as[len(as)-1].IngestedAt, as[len(as)-1].ID)
 	}
 	writeJSON(w, 200, resp)
 }

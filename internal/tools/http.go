@@ -3,7 +3,6 @@ package tools
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,29 +73,11 @@ type serverKey struct{}
 
 // ---- authentication ----
 
-// authenticate resolves the request's caller: a principal already on the
-// context (the web UI's session), else the bearer API token.
+// authenticate resolves the request's caller the way every Clarion route
+// does (api.Authenticate), writing the 401 itself on failure.
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (Caller, bool) {
-	if p, ok := api.PrincipalFrom(r.Context()); ok && p.WorkspaceID != "" {
-		return Caller{WorkspaceID: p.WorkspaceID, TokenID: p.TokenID, UserID: p.UserID}, true
-	}
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	tok = strings.TrimSpace(tok)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="clarion"`)
-		writeError(w, &apiError{status: http.StatusUnauthorized, code: "unauthenticated", msg: "Send a workspace API token as Authorization: Bearer <token>."})
-		return Caller{}, false
-	}
-	t, err := h.svc.Store.LookupAPIToken(r.Context(), api.HashToken(tok))
-	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			h.log.Error("tools: look up api token", "err", err)
-		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="clarion", error="invalid_token"`)
-		writeError(w, &apiError{status: http.StatusUnauthorized, code: "invalid_token", msg: "The API token is unknown or was revoked."})
-		return Caller{}, false
-	}
-	return Caller{WorkspaceID: t.WorkspaceID, TokenID: t.ID}, true
+	p, ok := api.Authenticate(h.svc.Store, h.log, w, r)
+	return Caller{WorkspaceID: p.WorkspaceID, TokenID: p.TokenID, UserID: p.UserID}, ok
 }
 
 func (h *Handler) auth(fn func(http.ResponseWriter, *http.Request, Caller)) http.HandlerFunc {
@@ -382,7 +363,7 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request, c Caller) {
 		f.Limit = n
 	}
 	if cur := q.Get("cursor"); cur != "" {
-		at, id, ok := decodeCursor(cur)
+		at, id, ok := store.DecodeCursor(cur)
 		if !ok {
 			writeError(w, &apiError{status: http.StatusBadRequest, code: "invalid_field", field: "cursor", msg: "cursor is not one this API returned."})
 			return
@@ -406,27 +387,12 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request, c Caller) {
 	resp := map[string]any{"calls": out}
 	if len(calls) == f.Limit {
 		last := calls[len(calls)-1]
-		resp["next_cursor"] = encodeCursor(last.CalledAt, last.ID)
+		resp["next_cursor"] = store.EncodeCursor(last.CalledAt, last.ID)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func encodeCursor(at time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixNano(), 10) + ":" + id))
-}
 
-func decodeCursor(s string) (time.Time, string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return time.Time{}, "", false
-	}
-	ns, id, ok := strings.Cut(string(b), ":")
-	n, err := strconv.ParseInt(ns, 10, 64)
-	if !ok || err != nil || id == "" {
-		return time.Time{}, "", false
-	}
-	return time.Unix(0, n).UTC(), id, true
-}
 
 // ---- errors ----
 

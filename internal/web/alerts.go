@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,24 +40,7 @@ type monitorOption struct {
 	Selected bool
 }
 
-// alertCursor is the keyset position of an alert in the newest-first list:
-// its ingestion time and id.
-func alertCursor(a store.Alert) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(a.IngestedAt.UnixNano(), 10) + ":" + a.ID))
-}
 
-func parseAlertCursor(s string) (time.Time, string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return time.Time{}, "", false
-	}
-	ns, id, ok := strings.Cut(string(b), ":")
-	n, err := strconv.ParseInt(ns, 10, 64)
-	if !ok || err != nil || id == "" {
-		return time.Time{}, "", false
-	}
-	return time.Unix(0, n).UTC(), id, true
-}
 
 // newer reports whether a comes after the cursor (t, id) in ingestion order.
 func newer(a store.Alert, t time.Time, id string) bool {
@@ -74,7 +56,7 @@ func (h *Handler) alerts(w http.ResponseWriter, r *http.Request, v *visit) {
 	f := store.AlertFilter{Severity: d.Severity, MonitorID: d.MonitorID, Limit: alertsPageSize}
 	before := q.Get("before")
 	if before != "" {
-		t, id, ok := parseAlertCursor(before)
+		t, id, ok := store.DecodeCursor(before)
 		if !ok {
 			http.Redirect(w, r, "/alerts?"+filterQuery(d.Severity, d.MonitorID).Encode(), http.StatusSeeOther)
 			return
@@ -115,14 +97,14 @@ func (h *Handler) alerts(w http.ResponseWriter, r *http.Request, v *visit) {
 		if before == "" {
 			sq := filterQuery(d.Severity, d.MonitorID)
 			if len(as) > 0 {
-				sq.Set("after", alertCursor(as[0]))
+				sq.Set("after", store.EncodeCursor(as[0].IngestedAt, as[0].ID))
 			}
 			d.StreamURL = "/alerts/stream?" + sq.Encode()
 		} else {
 			d.FirstURL = "/alerts?" + fq.Encode()
 		}
 		if len(as) == alertsPageSize {
-			fq.Set("before", alertCursor(as[len(as)-1]))
+			fq.Set("before", store.EncodeCursor(as[len(as)-1].IngestedAt, as[len(as)-1].ID))
 			d.NextURL = "/alerts?" + fq.Encode()
 		}
 	}
@@ -156,7 +138,7 @@ func (h *Handler) alertStream(w http.ResponseWriter, r *http.Request, v *visit) 
 		cursor = q.Get("after")
 	}
 	if cursor != "" {
-		t, id, ok := parseAlertCursor(cursor)
+		t, id, ok := store.DecodeCursor(cursor)
 		if !ok {
 			http.Error(w, "bad cursor", http.StatusBadRequest)
 			return
@@ -207,7 +189,7 @@ func (h *Handler) alertStream(w http.ResponseWriter, r *http.Request, v *visit) 
 				return err
 			}
 			var ev strings.Builder
-			fmt.Fprintf(&ev, "id: %s\nevent: alert\n", alertCursor(a))
+			fmt.Fprintf(&ev, "id: %s\nevent: alert\n", store.EncodeCursor(a.IngestedAt, a.ID))
 			for line := range strings.Lines(buf.String()) {
 				ev.WriteString("data: " + strings.TrimRight(line, "\r\n") + "\n")
 			}

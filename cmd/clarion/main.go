@@ -109,7 +109,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := app.NewLogger(stderr, cfg.LogLevel, cfg.LogJSON)
-	log.Info("starting clarion", "version", version, "config", cfg.String())
+	// The replica id names this process's leases in the database: with
+	// several replicas, the log says which one is which.
+	log.Info("starting clarion", "version", version, "replica_id", cfg.ReplicaID, "config", cfg.String())
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data-dir: %w", err)
 	}

@@ -296,7 +296,13 @@ func (e *Engine) runLoop(ctx context.Context, m store.Monitor, wake <-chan struc
 // time means it did not poll (not due, or another replica holds it).
 func (e *Engine) PollOnce(ctx context.Context, monitorID string) (time.Time, error) {
 	now := e.now()
-	m, ok, err := e.store.ClaimPoll(ctx, monitorID, e.cfg.Owner, now, now.Add(e.cfg.LeaseTTL))
+	// The claim is not cancelled with ctx: a cancelled statement may still
+	// commit on the server after the call returned, leaving a lease that
+	// the shutdown's ReleaseLeases (run once the loops are gone) has
+	// already passed. Waiting for the answer keeps the claim before it.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	m, ok, err := e.store.ClaimPoll(cctx, monitorID, e.cfg.Owner, now, now.Add(e.cfg.LeaseTTL))
+	cancel()
 	if err != nil || !ok {
 		return time.Time{}, err
 	}
@@ -372,6 +378,10 @@ func (e *Engine) PollOnce(ctx context.Context, monitorID string) (time.Time, err
 	}
 	return next, perr
 }
+
+// claimTimeout bounds one ClaimPoll, which ignores the caller's
+// cancellation (see PollOnce).
+const claimTimeout = 10 * time.Second
 
 // keepLease renews the monitor's poll lease every LeaseTTL/3 until stop is
 // called. The lease is short (LeaseTTL, half an interval by default) so

@@ -69,6 +69,8 @@ func (e *Engine) poll(ctx context.Context, m store.Monitor) (pollResult, error) 
 		}
 	}
 	watermark := m.Watermark
+	// What the store holds, to tell a page that changes nothing.
+	storedWatermark, storedCursor := m.Watermark, m.CursorTime
 	seen := make(map[string]bool)
 	for res.pages < e.cfg.MaxPagesPerPoll {
 		q, err := sentinel.PollQuery(sentinel.PollParams{Start: start, AfterTime: afterTime, AfterName: afterName, PageSize: e.cfg.PageSize})
@@ -122,10 +124,18 @@ func (e *Engine) poll(ctx context.Context, m store.Monitor) (pollResult, error) 
 			last := incs[len(incs)-1]
 			p.CursorTime, p.CursorName = last.CreatedTime, last.Name
 		}
+		if len(alerts) == 0 && !full && storedCursor.IsZero() && watermark.Equal(storedWatermark) {
+			// An idle poll's page: nothing to insert, progress as stored.
+			// Its transaction would write nothing; FinishPoll still checks
+			// the lease. (clarion bench: a sixth of an idle poll's CPU on
+			// SQLite, half of its database round trips on PostgreSQL.)
+			return res, nil
+		}
 		inserted, err := e.store.CommitPage(ctx, m.ID, e.cfg.Owner, alerts, p)
 		if err != nil {
 			return res, fmt.Errorf("monitor: commit page: %w", err)
 		}
+		storedWatermark, storedCursor = watermark, p.CursorTime // watermark never goes back
 		res.counts.Ingested += inserted
 		res.counts.AlreadyKnown += len(alerts) - inserted
 		if !full {

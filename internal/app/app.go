@@ -155,6 +155,10 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	}
 	stopEngine()
 	<-engDone
+	// Ends the MCP sessions held with Microsoft (polls and tools are done).
+	if e := a.Sentinel.Close(); e != nil {
+		a.Log.Warn("close sentinel client", "err", e)
+	}
 	if e := a.Store.Close(); e != nil {
 		a.Log.Warn("close store", "err", e)
 	}

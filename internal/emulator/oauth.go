@@ -242,36 +242,8 @@ func (e *Emulator) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Emulator) handleConsentSubmit(w http.ResponseWriter, r *http.Request) {
-	if _, ok := e.pathTenant(w, r, false); !ok {
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		e.errorPage(w, r, entraErr(http.StatusBadRequest, "invalid_request", 9002313))
-		return
-	}
-	f := e.takePending(r.PostForm.Get("ctx"), EndpointConsent)
-	if f == nil {
-		e.count(r.PathValue("tenant"), EndpointConsent)
-		e.errorPage(w, r, entraErr(http.StatusBadRequest, "invalid_request", 9002313))
-		return
-	}
-	t, _, ok := e.pickUser(f.pathTenant, r.PostForm.Get("username"))
+	f, t, _, ok := e.submitted(w, r, EndpointConsent, false)
 	if !ok {
-		e.errorPage(w, r, entraErr(http.StatusBadRequest, "invalid_request", 90002, f.pathTenant))
-		return
-	}
-	e.count(t.ID, EndpointConsent)
-	if e.applyHTTPFaults(w, r, t.ID, EndpointConsent, "", styleHTML) {
-		return
-	}
-	if r.PostForm.Get("action") != "accept" {
-		ee := entraErr(0, "access_denied", 65004)
-		ee.suberror = "cancel"
-		e.redirectError(w, r, f.redirectURI, f.state, ee)
-		return
-	}
-	if ee := e.takeAADSTSFault(t.ID, EndpointConsent, ""); ee != nil {
-		e.redirectError(w, r, f.redirectURI, f.state, ee)
 		return
 	}
 	sr := parseScopes(f.scope)
@@ -409,36 +381,8 @@ func (e *Emulator) needsConsent(pathTenant string, sr scopeRequest) bool {
 }
 
 func (e *Emulator) handleAuthorizeSubmit(w http.ResponseWriter, r *http.Request) {
-	if _, ok := e.pathTenant(w, r, true); !ok {
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		e.errorPage(w, r, entraErr(http.StatusBadRequest, "invalid_request", 9002313))
-		return
-	}
-	f := e.takePending(r.PostForm.Get("ctx"), EndpointAuthorize)
-	if f == nil {
-		e.count(r.PathValue("tenant"), EndpointAuthorize)
-		e.errorPage(w, r, entraErr(http.StatusBadRequest, "invalid_request", 9002313))
-		return
-	}
-	t, user, ok := e.pickUser(f.pathTenant, r.PostForm.Get("username"))
+	f, t, user, ok := e.submitted(w, r, EndpointAuthorize, true)
 	if !ok {
-		e.errorPage(w, r, entraErr(http.StatusBadRequest, "invalid_request", 90002, f.pathTenant))
-		return
-	}
-	e.count(t.ID, EndpointAuthorize)
-	if e.applyHTTPFaults(w, r, t.ID, EndpointAuthorize, "", styleHTML) {
-		return
-	}
-	if r.PostForm.Get("action") != "accept" {
-		ee := entraErr(0, "access_denied", 65004)
-		ee.suberror = "cancel"
-		e.redirectError(w, r, f.redirectURI, f.state, ee)
-		return
-	}
-	if ee := e.takeAADSTSFault(t.ID, EndpointAuthorize, ""); ee != nil {
-		e.redirectError(w, r, f.redirectURI, f.state, ee)
 		return
 	}
 	sr := parseScopes(f.scope)
@@ -491,4 +435,44 @@ func (e *Emulator) otherTenantUser(tenantID string) (string, User) {
 		}
 	}
 	return wrongTenantID, User{OID: "40367dc6-1e1e-4b5d-b15c-3db2f07de5df", Username: "admin@northwind.onmicrosoft.com", DisplayName: "Northwind Admin"}
+}
+
+// submitted handles what the consent and sign-in forms share when posted:
+// the pending flow, the chosen account, HTTP faults, Cancel (access_denied,
+// as Entra answers) and an injected AADSTS error. ok=false means the answer
+// was written.
+func (e *Emulator) submitted(w http.ResponseWriter, r *http.Request, endpoint string, allowOrganizations bool) (*pendingFlow, *tenantState, User, bool) {
+	if _, ok := e.pathTenant(w, r, allowOrganizations); !ok {
+		return nil, nil, User{}, false
+	}
+	if err := r.ParseForm(); err != nil {
+		e.errorPage(w, r, entraErr(http.StatusBadRequest, "invalid_request", 9002313))
+		return nil, nil, User{}, false
+	}
+	f := e.takePending(r.PostForm.Get("ctx"), endpoint)
+	if f == nil {
+		e.count(r.PathValue("tenant"), endpoint)
+		e.errorPage(w, r, entraErr(http.StatusBadRequest, "invalid_request", 9002313))
+		return nil, nil, User{}, false
+	}
+	t, user, ok := e.pickUser(f.pathTenant, r.PostForm.Get("username"))
+	if !ok {
+		e.errorPage(w, r, entraErr(http.StatusBadRequest, "invalid_request", 90002, f.pathTenant))
+		return nil, nil, User{}, false
+	}
+	e.count(t.ID, endpoint)
+	if e.applyHTTPFaults(w, r, t.ID, endpoint, "", styleHTML) {
+		return nil, nil, User{}, false
+	}
+	if r.PostForm.Get("action") != "accept" {
+		ee := entraErr(0, "access_denied", 65004)
+		ee.suberror = "cancel"
+		e.redirectError(w, r, f.redirectURI, f.state, ee)
+		return nil, nil, User{}, false
+	}
+	if ee := e.takeAADSTSFault(t.ID, endpoint, ""); ee != nil {
+		e.redirectError(w, r, f.redirectURI, f.state, ee)
+		return nil, nil, User{}, false
+	}
+	return f, t, user, true
 }

@@ -58,9 +58,13 @@ type Options struct {
 	ToolCalls int
 	// LatencyIncidents become visible during the largest level's window.
 	LatencyIncidents int
-	// TokenLifetime is the emulator's access-token lifetime (Microsoft's
-	// is 1 h; shorter, so that a run spans several lifetimes).
+	// TokenLifetime is the access-token lifetime of the token phase's
+	// emulator, short so that a few seconds span several lifetimes (the
+	// scale phase's emulator uses Microsoft's hour). TokenRun is how long
+	// its TokenTenants connections poll.
 	TokenLifetime time.Duration
+	TokenRun      time.Duration
+	TokenTenants  int
 	// ConnectWorkers connect tenants through the consent flow in parallel.
 	ConnectWorkers int
 	// Databases are the stores to measure: "sqlite" (a file in a new
@@ -78,7 +82,7 @@ func Full() Options {
 	return Options{
 		Monitors: []int{1000, 10000}, MonitorsPerTenant: 10, WorkspacesPerTenant: 5,
 		Interval: 60 * time.Second, Burst: 100000, RawBatch: 1000, ToolCalls: 300,
-		LatencyIncidents: 100, TokenLifetime: 3 * time.Minute, ConnectWorkers: 4,
+		LatencyIncidents: 100, TokenLifetime: 62 * time.Second, TokenRun: 10 * time.Second, TokenTenants: 10, ConnectWorkers: 4,
 	}
 }
 
@@ -88,7 +92,7 @@ func Quick() Options {
 	return Options{
 		Monitors: []int{10, 20}, MonitorsPerTenant: 10, WorkspacesPerTenant: 5,
 		Interval: time.Second, Burst: 1000, RawBatch: 500, ToolCalls: 10,
-		LatencyIncidents: 6, TokenLifetime: 62 * time.Second, ConnectWorkers: 2,
+		LatencyIncidents: 6, TokenLifetime: 62 * time.Second, TokenRun: 5 * time.Second, TokenTenants: 2, ConnectWorkers: 2,
 	}
 }
 
@@ -123,6 +127,12 @@ func (o Options) withDefaults() Options {
 	if o.TokenLifetime <= 0 {
 		o.TokenLifetime = f.TokenLifetime
 	}
+	if o.TokenRun <= 0 {
+		o.TokenRun = f.TokenRun
+	}
+	if o.TokenTenants <= 0 {
+		o.TokenTenants = f.TokenTenants
+	}
 	if o.ConnectWorkers <= 0 {
 		o.ConnectWorkers = f.ConnectWorkers
 	}
@@ -156,7 +166,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	interval := fs.Duration("interval", 0, "poll interval (default 60s; --quick 1s)")
 	burst := fs.Int("burst", 0, "incidents of the burst (default 100000)")
 	toolCalls := fs.Int("tool-calls", 0, "paired tool calls timed (default 300)")
-	lifetime := fs.Duration("token-lifetime", 0, "the emulator's access-token lifetime (default 3m; at least 61s)")
+	lifetime := fs.Duration("token-lifetime", 0, "the token phase's access-token lifetime (default 62s; more than 1m: Clarion renews a minute early)")
 	verbose := fs.Bool("v", false, "print each step and Clarion's warnings on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (Clarion's side) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -226,19 +236,24 @@ func Run(ctx context.Context, o Options, out io.Writer) ([]*StoreResult, error) 
 	start := time.Now()
 	host := describeHost()
 	fmt.Fprintf(out, "clarion bench: %s\n", host)
-	fmt.Fprintf(out, "sizes: monitors %v (%d per tenant, %d Sentinel workspaces per tenant), interval %s, burst %d, tool calls %d, latency incidents %d, token lifetime %s\n\n",
-		o.Monitors, o.MonitorsPerTenant, o.WorkspacesPerTenant, o.Interval, o.Burst, o.ToolCalls, o.LatencyIncidents, o.TokenLifetime)
-	progress(o, "starting the emulator child: %d tenants", o.tenants())
+	fmt.Fprintf(out, "sizes: monitors %v (%d per tenant, %d Sentinel workspaces per tenant), interval %s, burst %d, tool calls %d, latency incidents %d; tokens: %d connections for %s with %s tokens\n\n",
+		o.Monitors, o.MonitorsPerTenant, o.WorkspacesPerTenant, o.Interval, o.Burst, o.ToolCalls, o.LatencyIncidents, o.TokenTenants, o.TokenRun, o.TokenLifetime)
+	progress(o, "starting the emulator children: %d tenants with 1 h tokens, %d with %s tokens", o.tenants(), o.TokenTenants, o.TokenLifetime)
 	emu, err := startEmulator(ctx, emuConfig{Tenants: o.tenants(), WorkspacesPerTenant: o.WorkspacesPerTenant,
-		AccessTokenTTL: o.TokenLifetime, BurstRows: o.Burst})
+		AccessTokenTTL: time.Hour, BurstRows: o.Burst})
 	if err != nil {
 		return nil, err
 	}
 	defer emu.stop()
+	tokEmu, err := startEmulator(ctx, emuConfig{Tenants: o.TokenTenants, WorkspacesPerTenant: 1, AccessTokenTTL: o.TokenLifetime})
+	if err != nil {
+		return nil, err
+	}
+	defer tokEmu.stop()
 
 	var results []*StoreResult
 	for _, db := range o.Databases {
-		r, err := runStore(ctx, o, emu, db)
+		r, err := runStore(ctx, o, emu, tokEmu, db)
 		if r != nil {
 			r.print(out, o)
 			results = append(results, r)

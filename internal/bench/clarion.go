@@ -113,9 +113,38 @@ type recorder struct {
 	commits map[string]time.Time // incident id → first commit seen
 
 	lastCommit time.Time // the last commit that inserted an alert
+	failures   []failure // polls that ended in an error
 
 	inserted atomic.Int64 // alerts inserted by every commit
 	pages    atomic.Int64
+}
+
+// failure is a poll that ended in an error, with the error's code.
+type failure struct {
+	At   time.Time
+	Code string
+}
+
+func (r *recorder) FinishPoll(ctx context.Context, monitorID, owner string, h store.Health, next time.Time) error {
+	if h.Status != store.HealthHealthy {
+		r.mu.Lock()
+		r.failures = append(r.failures, failure{At: time.Now(), Code: h.LastErrorCode})
+		r.mu.Unlock()
+	}
+	return r.Store.FinishPoll(ctx, monitorID, owner, h, next)
+}
+
+// failuresAt counts the failed polls in [from, to) by error code.
+func (r *recorder) failuresAt(from, to time.Time) map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for _, f := range r.failures {
+		if !f.At.Before(from) && f.At.Before(to) {
+			out[f.Code]++
+		}
+	}
+	return out
 }
 
 // claim is one poll start: the lease was taken at At for a poll due at Due.

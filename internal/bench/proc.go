@@ -89,6 +89,20 @@ func heapInUse() uint64 {
 	return s[0].Value.Uint64()
 }
 
+// goStacks returns the goroutines of this process and the memory their
+// stacks take.
+func goStacks() (goroutines, stackBytes uint64) {
+	s := []metrics.Sample{{Name: "/sched/goroutines:goroutines"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		goroutines = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		stackBytes = s[1].Value.Uint64()
+	}
+	return goroutines, stackBytes
+}
+
 // loadAverage is the one-minute load average of the machine, or -1.
 func loadAverage() float64 {
 	b, err := os.ReadFile("/proc/loadavg")

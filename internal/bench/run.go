@@ -22,6 +22,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for the bench's own schema
 
+	"github.com/clarion/sentinel/internal/app"
 	"github.com/clarion/sentinel/internal/demo"
 	"github.com/clarion/sentinel/internal/emulator"
 	"github.com/clarion/sentinel/internal/store"
@@ -29,20 +30,24 @@ import (
 
 // StoreResult is everything measured on one store.
 type StoreResult struct {
-	Name    string // SQLite or PostgreSQL
-	Tools   ToolResult
-	Levels  []LevelResult
-	Latency LatencyResult
-	Tokens  TokenResult
-	Burst   BurstResult
+	Name      string        // SQLite or PostgreSQL
+	Connect   time.Duration // connecting every tenant through the consent flow
+	Connected int
+	Tools     ToolResult
+	Levels    []LevelResult
+	Latency   LatencyResult
+	Tokens    TokenResult
+	Burst     BurstResult
 }
 
 // database is a store to measure: its DSNs for the scale run and the burst
 // run (two fresh databases of the same engine), and how to drop them.
 type database struct {
 	name         string
-	dsnA, dsnB   string
+	dsnA, dsnB   string // scale, burst
+	dsnC         string // tokens
 	dirA, dirB   string
+	dirC         string
 	cleanup      func() error
 	describeSize string
 }
@@ -52,8 +57,8 @@ func prepareDatabase(ctx context.Context, spec string) (*database, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &database{dirA: filepath.Join(dir, "scale"), dirB: filepath.Join(dir, "burst")}
-	for _, p := range []string{d.dirA, d.dirB} {
+	d := &database{dirA: filepath.Join(dir, "scale"), dirB: filepath.Join(dir, "burst"), dirC: filepath.Join(dir, "tokens")}
+	for _, p := range []string{d.dirA, d.dirB, d.dirC} {
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -64,6 +69,7 @@ func prepareDatabase(ctx context.Context, spec string) (*database, error) {
 		d.name = "SQLite"
 		d.dsnA = "sqlite:" + filepath.Join(d.dirA, "clarion.db")
 		d.dsnB = "sqlite:" + filepath.Join(d.dirB, "clarion.db")
+		d.dsnC = "sqlite:" + filepath.Join(d.dirC, "clarion.db")
 		d.cleanup = rmDir
 		return d, nil
 	}
@@ -75,7 +81,7 @@ func prepareDatabase(ctx context.Context, spec string) (*database, error) {
 	var r [6]byte
 	_, _ = rand.Read(r[:])
 	base := "clarion_bench_" + hex.EncodeToString(r[:])
-	schemas := []string{base + "_scale", base + "_burst"}
+	schemas := []string{base + "_scale", base + "_burst", base + "_tokens"}
 	admin := func(stmt string) error {
 		db, err := sql.Open("pgx", spec)
 		if err != nil {
@@ -109,7 +115,9 @@ func prepareDatabase(ctx context.Context, spec string) (*database, error) {
 		return errors.Join(append(errs, rmDir())...)
 	}
 	if d.dsnA, err = dsn(schemas[0]); err == nil {
-		d.dsnB, err = dsn(schemas[1])
+		if d.dsnB, err = dsn(schemas[1]); err == nil {
+			d.dsnC, err = dsn(schemas[2])
+		}
 	}
 	if err != nil {
 		d.cleanup()
@@ -130,7 +138,7 @@ func redact(s string) string {
 	return u.String()
 }
 
-func runStore(ctx context.Context, o Options, emu *emuProcess, spec string) (*StoreResult, error) {
+func runStore(ctx context.Context, o Options, emu, tokEmu *emuProcess, spec string) (*StoreResult, error) {
 	db, err := prepareDatabase(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -145,11 +153,47 @@ func runStore(ctx context.Context, o Options, emu *emuProcess, spec string) (*St
 	if err := runScale(ctx, o, emu, db, res); err != nil {
 		return res, fmt.Errorf("bench: %s: %w", db.name, err)
 	}
+	progress(o, "%s: token refreshes: %d connections for %s", db.name, o.TokenTenants, o.TokenRun)
+	if err := runTokens(ctx, o, tokEmu, db, res); err != nil {
+		return res, fmt.Errorf("bench: %s: tokens: %w", db.name, err)
+	}
 	progress(o, "%s: burst of %d incidents", db.name, o.Burst)
 	if err := runBurst(ctx, o, emu, db, res); err != nil {
 		return res, fmt.Errorf("bench: %s: burst: %w", db.name, err)
 	}
 	return res, nil
+}
+
+// warmTenants does what each connection's first poll would: fetch its
+// Sentinel platform token and open its MCP session (list_sentinel_workspaces
+// through app.Upstream), so that the scale windows measure a node that has
+// been running, not first contacts.
+func warmTenants(ctx context.Context, o Options, c *clarion, tenants []tenantWS) error {
+	up := &app.Upstream{Connections: c.app.Connections, Client: c.app.Sentinel}
+	var (
+		next   atomic.Int64
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		errOne error
+	)
+	for range o.ConnectWorkers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(tenants) || ctx.Err() != nil {
+					return
+				}
+				if _, err := up.ListWorkspaces(ctx, tenants[i].id); err != nil {
+					mu.Lock()
+					errOne = errors.Join(errOne, fmt.Errorf("warm tenant %d: %w", i, err))
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errOne
 }
 
 // tenantWS is a connected Clarion workspace (one per bench tenant).

@@ -16,7 +16,6 @@ import (
 // LevelResult is one scale level, measured over one interval.
 type LevelResult struct {
 	Monitors, Tenants, SentinelWorkspaces int
-	Connect                               time.Duration // connecting this level's new tenants
 	Create                                time.Duration // inserting this level's new monitors
 	Window                                time.Duration
 	Polls                                 int           // polls started in the window
@@ -24,7 +23,9 @@ type LevelResult struct {
 	LagWake                               Dist          // lease asked for − due: the loop's own lateness
 	CPU, EmuCPU                           time.Duration // Clarion's and the emulator's CPU in the window
 	RSS, PeakRSS, Heap                    uint64
-	Requests, Queries, TokenRequests      int // to Microsoft in the window
+	Goroutines, Stacks                    uint64
+	Requests, Queries, TokenRequests      int            // to Microsoft in the window
+	Failures                              map[string]int // failed polls in the window, by error code
 }
 
 // LatencyResult is incident visible upstream → alert committed.
@@ -36,13 +37,16 @@ type LatencyResult struct {
 
 // TokenResult counts refresh grants per connection (per Entra sign-in).
 type TokenResult struct {
-	Connections   int
-	Refreshes     int
-	Repeated      int           // connections refreshed at least twice
-	MinSpacing    time.Duration // shortest mean time between refreshes of one connection
-	MeanSpacing   time.Duration
-	Lifetime      time.Duration
-	TokenRequests int // every token request of the scale run
+	Connections      int
+	Refreshes        int
+	MaxPerConnection int
+	Repeated         int           // connections refreshed at least twice
+	MinSpacing       time.Duration // shortest mean time between refreshes of one connection
+	MeanSpacing      time.Duration
+	Lifetime         time.Duration
+	Run              time.Duration // how long the connections polled
+	// The scale run's connections, with hour-long tokens.
+	ScaleConnections, ScaleRefreshes, ScaleMax int
 }
 
 func runScale(ctx context.Context, o Options, emu *emuProcess, db *database, res *StoreResult) error {
@@ -58,13 +62,20 @@ func runScale(ctx context.Context, o Options, emu *emuProcess, db *database, res
 	if err := deleteStats(ctx, emu.URL); err != nil {
 		return err
 	}
-	var tenants []tenantWS
-	progress(o, "%s: connecting tenant 0 for the tools", res.Name)
-	first, err := connectTenants(ctx, o, c, 0, 1)
+	// Every tenant is connected before any monitor exists: a connect wakes
+	// the monitors of its workspace, and with them present the connects
+	// would measure the store's contention rather than set the stage.
+	progress(o, "%s: connecting %d tenants through the consent flow", res.Name, o.tenants())
+	t0 := time.Now()
+	tenants, err := connectTenants(ctx, o, c, 0, o.tenants())
 	if err != nil {
 		return err
 	}
-	tenants = append(tenants, first...)
+	res.Connect, res.Connected = time.Since(t0), len(tenants)
+	progress(o, "%s: warming %d connections (token, MCP session)", res.Name, len(tenants))
+	if err := warmTenants(ctx, o, c, tenants); err != nil {
+		return err
+	}
 	progress(o, "%s: tools: %d paired calls", res.Name, o.ToolCalls)
 	res.Tools, err = measureTools(ctx, o, emu, c, tenants[0])
 	if err != nil {
@@ -72,33 +83,30 @@ func runScale(ctx context.Context, o Options, emu *emuProcess, db *database, res
 	}
 
 	created := 0
+	var all []string // every monitor's id
 	for li, n := range o.Monitors {
+		last := li == len(o.Monitors)-1
+		// The largest level, which the targets are about, is measured over
+		// a whole interval (every monitor polls once in it); the smaller
+		// ones over half of one, to keep the run short. Counts are scaled
+		// to one interval.
 		lv := LevelResult{Monitors: n, Window: o.Interval}
+		if !last {
+			lv.Window = o.Interval / 2
+		}
 		lv.Tenants = (n + o.MonitorsPerTenant - 1) / o.MonitorsPerTenant
-		progress(o, "%s: level %d monitors: connecting %d tenants", res.Name, n, lv.Tenants-len(tenants))
-		t0 := time.Now()
-		more, err := connectTenants(ctx, o, c, len(tenants), lv.Tenants)
-		if err != nil {
-			return err
-		}
-		lv.Connect = time.Since(t0)
-		newTenants := len(tenants)
-		tenants = append(tenants, more...)
-
+		from := (created + o.MonitorsPerTenant - 1) / o.MonitorsPerTenant
 		progress(o, "%s: level %d monitors: creating %d monitors", res.Name, n, n-created)
-		t0 = time.Now()
-		// The first level's monitors go to tenant 0 too (it was connected
-		// for the tools); later levels only to the new tenants.
-		from := newTenants
-		if created == 0 {
-			from = 0
-		}
-		ms, err := createMonitors(ctx, o, c, tenants[from:], from, n-created, o.Interval)
+		t0 := time.Now()
+		ms, err := createMonitors(ctx, o, c, tenants[from:lv.Tenants], from, n-created, o.Interval)
 		if err != nil {
 			return fmt.Errorf("create monitors: %w", err)
 		}
 		lv.Create = time.Since(t0)
 		created += len(ms)
+		for _, m := range ms {
+			all = append(all, m.ID)
+		}
 		lv.SentinelWorkspaces = min(lv.Tenants*o.WorkspacesPerTenant, created)
 		c.eng.Reload()
 
@@ -118,15 +126,14 @@ func runScale(ctx context.Context, o Options, emu *emuProcess, db *database, res
 		}
 
 		w0 := time.Now().Add(time.Second)
-		w1 := w0.Add(o.Interval)
-		last := li == len(o.Monitors)-1
+		w1 := w0.Add(lv.Window)
 		var lat []latencyIncident
 		if last {
-			if lat, err = addLatencyIncidents(ctx, o, emu, c, lv.Tenants, w0); err != nil {
+			if lat, err = addLatencyIncidents(ctx, o, emu, c, lv.Tenants, w0, ms[len(ms)-1].CreatedAt); err != nil {
 				return fmt.Errorf("latency incidents: %w", err)
 			}
 		}
-		progress(o, "%s: level %d monitors: measuring one interval (%s)", res.Name, n, o.Interval)
+		progress(o, "%s: level %d monitors: measuring %s (interval %s)", res.Name, n, lv.Window, o.Interval)
 		if err := sleepUntil(ctx, w0); err != nil {
 			return err
 		}
@@ -147,14 +154,22 @@ func runScale(ctx context.Context, o Options, emu *emuProcess, db *database, res
 		lv.PeakRSS, _ = mem.peaks()
 		lv.RSS, _ = memOf("self")
 		lv.Heap = heapInUse()
+		lv.Goroutines, lv.Stacks = goStacks()
 		r0, q0, t0n := requestTotals(s0)
 		r1, q1, t1n := requestTotals(s1)
 		lv.Requests, lv.Queries, lv.TokenRequests = r1-r0, q1-q0, t1n-t0n
 		lv.Polls = c.rec.claimsAt(w0, w1)
+		lv.Failures = c.rec.failuresAt(w0, w1)
 		// Polls due near the window's end may start after it: wait for
-		// every monitor's poll due in the window (one each), or 30 s.
+		// every poll due in the window (a monitor's slot in it), or 30 s.
+		due := 0
+		for _, id := range all {
+			if slot(id, o.Interval, w0.Add(-time.Nanosecond)).Before(w1) {
+				due++
+			}
+		}
 		if _, err := waitFor(ctx, time.Now().Add(30*time.Second), 100*time.Millisecond,
-			func() bool { return len(c.rec.claimsDue(w0, w1)) >= created }); err != nil {
+			func() bool { return len(c.rec.claimsDue(w0, w1)) >= due }); err != nil {
 			return err
 		}
 		var lags, wakes []time.Duration
@@ -178,8 +193,10 @@ func runScale(ctx context.Context, o Options, emu *emuProcess, db *database, res
 	if err != nil {
 		return err
 	}
-	res.Tokens = tokenResult(st, len(tenants), o.TokenLifetime)
-	_, _, res.Tokens.TokenRequests = requestTotals(st)
+	// With Microsoft's hour-long tokens and a run shorter than that, each
+	// connection refreshes once: when it was warmed.
+	scale := tokenResult(st, len(tenants), time.Hour)
+	res.Tokens.ScaleConnections, res.Tokens.ScaleRefreshes, res.Tokens.ScaleMax = scale.Connections, scale.Refreshes, scale.MaxPerConnection
 	c.stopEngine()
 	runtime.GC()
 	return nil
@@ -193,11 +210,12 @@ type latencyIncident struct {
 
 // addLatencyIncidents adds LatencyIncidents incidents to the Sentinel
 // workspaces of the first tenants, each visible at a random time in the
-// first quarter of the window (at most 10 s in), created up to 2 s before
-// it is visible (Sentinel's ingestion delay).
-func addLatencyIncidents(ctx context.Context, o Options, emu *emuProcess, c *clarion, tenants int, w0 time.Time) ([]latencyIncident, error) {
+// first quarter of the window (at most 5 s in), created up to 2 s before
+// it is visible (Sentinel's ingestion delay) but not before notBefore, when
+// the last monitors were created: polling is forward-only.
+func addLatencyIncidents(ctx context.Context, o Options, emu *emuProcess, c *clarion, tenants int, w0, notBefore time.Time) ([]latencyIncident, error) {
 	rng := rand.New(rand.NewPCG(42, uint64(w0.UnixNano())))
-	spread := min(10*time.Second, o.Interval/4)
+	spread := min(5*time.Second, o.Interval/4)
 	var out []latencyIncident
 	var names []string
 	for i := range o.LatencyIncidents {
@@ -205,6 +223,9 @@ func addLatencyIncidents(ctx context.Context, o Options, emu *emuProcess, c *cla
 		ws := workspaceID(t, rng.IntN(o.WorkspacesPerTenant))
 		visible := w0.Add(time.Duration(rng.Int64N(int64(spread) + 1))).UTC()
 		created := visible.Add(-time.Duration(rng.Int64N(int64(min(2*time.Second, o.Interval/2)) + 1)))
+		if !created.After(notBefore) {
+			created = notBefore.Add(time.Millisecond)
+		}
 		name := fmt.Sprintf("be5a0000-0000-4000-8000-%012d", time.Now().UnixNano()%1e9*1000+int64(i))
 		row := map[string]any{"IncidentName": name, "Title": fmt.Sprintf("Latency probe %d", i), "Severity": "High", "Status": "New",
 			"CreatedTime": kql.FormatDatetime(created), "LastModifiedTime": kql.FormatDatetime(created)}
@@ -245,6 +266,8 @@ func collectLatency(ctx context.Context, o Options, c *clarion, lat []latencyInc
 	for _, l := range lat {
 		if at, ok := c.rec.committed(l.Name); ok {
 			ds = append(ds, at.Sub(l.Visible))
+		} else {
+			progress(o, "latency incident %s (visible %s) is not an alert", l.Name, l.Visible.Format(time.RFC3339Nano))
 		}
 	}
 	r.Committed = len(ds)
@@ -261,6 +284,7 @@ func tokenResult(st emulator.Stats, tenants int, lifetime time.Duration) TokenRe
 		for _, c := range st.Tenant(tenantID(i)).Sessions {
 			r.Connections++
 			r.Refreshes += c.Count
+			r.MaxPerConnection = max(r.MaxPerConnection, c.Count)
 			if c.Count < 2 {
 				continue
 			}

@@ -401,8 +401,6 @@ func alertView(x store.Alert) AlertView {
 		SentinelWorkspaceID: x.SentinelWorkspaceID, TenantID: x.TenantID, Payload: p}
 }
 
-
-
 func (a *API) listAlerts(w http.ResponseWriter, r *http.Request, p Principal) {
 	q := r.URL.Query()
 	f := store.AlertFilter{MonitorID: q.Get("monitor_id"), Severity: strings.ToLower(q.Get("severity")), Limit: 50}

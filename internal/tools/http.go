@@ -392,8 +392,6 @@ func (h *Handler) audit(w http.ResponseWriter, r *http.Request, c Caller) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-
-
 // ---- errors ----
 
 type apiError struct {

@@ -40,8 +40,6 @@ type monitorOption struct {
 	Selected bool
 }
 
-
-
 // newer reports whether a comes after the cursor (t, id) in ingestion order.
 func newer(a store.Alert, t time.Time, id string) bool {
 	return a.IngestedAt.After(t) || (a.IngestedAt.Equal(t) && a.ID > id)

@@ -192,7 +192,7 @@ func TestSoakRandomFaultsLoseAndDuplicateNothing(t *testing.T) {
 			}
 		}
 	}
-	if faulted < 10 {
+	if faulted < 3 {
 		t.Fatalf("only %d faulted answers: the soak did not exercise the faults", faulted)
 	}
 	t.Logf("soak: %d incidents; emulator answered %d requests, errors %v / %v", n, st.Total.Count,

@@ -207,26 +207,9 @@ func (e *Emulator) redeemCode(r *http.Request, tr tokenRequest) (map[string]any,
 
 	// The resource of the access token: the one named in this request's
 	// scope, else the first one of the sign-in.
-	req := c.scope
-	if s := form.Get("scope"); strings.TrimSpace(s) != "" {
-		req = parseScopes(s)
-		if len(req.resources) > 1 {
-			return nil, entraErr(0, "invalid_scope", 28000, s)
-		}
-	}
-	if len(req.unknown) > 0 {
-		return nil, entraErr(0, "invalid_resource", 500011, req.unknown[0], c.tenantID)
-	}
-	resource := GraphResource
-	if len(req.resources) > 0 {
-		resource = req.resources[0]
-	}
-	perms, bad, ok := grantedPerms(resource, req.perms[resource])
-	if !ok {
-		return nil, entraErr(0, "invalid_scope", 70011, resource+"/"+bad)
-	}
-	if len(perms) == 0 {
-		perms, _, _ = grantedPerms(resource, []string{".default"})
+	req, resource, perms, ee := tokenResource(c.scope, form.Get("scope"), c.tenantID)
+	if ee != nil {
+		return nil, ee
 	}
 	if !c.wrongTenant {
 		if ee := e.checkResourceAccess(c.tenantID, resource); ee != nil {
@@ -284,26 +267,9 @@ func (e *Emulator) redeemRefreshToken(r *http.Request, tr tokenRequest) (map[str
 	case isGUID(tr.pathTenant) && tr.pathTenant != fam.tenantID:
 		return nil, entraErr(0, "invalid_grant", 700005)
 	}
-	req := fam.scope
-	if s := form.Get("scope"); strings.TrimSpace(s) != "" {
-		req = parseScopes(s)
-		if len(req.resources) > 1 {
-			return nil, entraErr(0, "invalid_scope", 28000, s)
-		}
-	}
-	if len(req.unknown) > 0 {
-		return nil, entraErr(0, "invalid_resource", 500011, req.unknown[0], fam.tenantID)
-	}
-	resource := GraphResource
-	if len(req.resources) > 0 {
-		resource = req.resources[0]
-	}
-	perms, bad, ok := grantedPerms(resource, req.perms[resource])
-	if !ok {
-		return nil, entraErr(0, "invalid_scope", 70011, resource+"/"+bad)
-	}
-	if len(perms) == 0 {
-		perms, _, _ = grantedPerms(resource, []string{".default"})
+	req, resource, perms, ee := tokenResource(fam.scope, form.Get("scope"), fam.tenantID)
+	if ee != nil {
+		return nil, ee
 	}
 	if ee := e.checkResourceAccess(fam.tenantID, resource); ee != nil {
 		return nil, ee
@@ -497,4 +463,33 @@ func (e *Emulator) AccessToken(base, tenantID, userOID, resource string) (string
 	}
 	now := e.now()
 	return e.keys.sign(e.accessClaims(strings.TrimSuffix(base, "/"), t.ID, user, resource, perms, now))
+}
+
+// tokenResource picks the resource and permissions of an access token as
+// Entra does for both grants: the one resource named in the request's scope
+// (else the first of the sign-in), its requested permissions if granted,
+// else everything .default grants. It returns the scope request it used.
+func tokenResource(signIn scopeRequest, scope, tenantID string) (scopeRequest, string, []string, *entraError) {
+	req := signIn
+	if strings.TrimSpace(scope) != "" {
+		req = parseScopes(scope)
+		if len(req.resources) > 1 {
+			return req, "", nil, entraErr(0, "invalid_scope", 28000, scope)
+		}
+	}
+	if len(req.unknown) > 0 {
+		return req, "", nil, entraErr(0, "invalid_resource", 500011, req.unknown[0], tenantID)
+	}
+	resource := GraphResource
+	if len(req.resources) > 0 {
+		resource = req.resources[0]
+	}
+	perms, bad, ok := grantedPerms(resource, req.perms[resource])
+	if !ok {
+		return req, "", nil, entraErr(0, "invalid_scope", 70011, resource+"/"+bad)
+	}
+	if len(perms) == 0 {
+		perms, _, _ = grantedPerms(resource, []string{".default"})
+	}
+	return req, resource, perms, nil
 }

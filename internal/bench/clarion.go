@@ -171,6 +171,20 @@ func (r *recorder) ClaimPoll(ctx context.Context, monitorID, owner string, now, 
 	return m, ok, err
 }
 
+func (r *recorder) ClaimFeed(ctx context.Context, workspaceID, sentinelWorkspaceID, owner string, now, leaseUntil time.Time) ([]store.Monitor, error) {
+	start := time.Now()
+	ms, err := r.Store.ClaimFeed(ctx, workspaceID, sentinelWorkspaceID, owner, now, leaseUntil)
+	if err == nil && len(ms) > 0 {
+		at := time.Now()
+		r.mu.Lock()
+		for _, m := range ms {
+			r.claims = append(r.claims, claim{Monitor: m.ID, Due: m.NextPollAt, Start: start, At: at})
+		}
+		r.mu.Unlock()
+	}
+	return ms, err
+}
+
 func (r *recorder) CommitPage(ctx context.Context, monitorID, owner string, alerts []store.Alert, p store.Progress) (int, error) {
 	n, err := r.Store.CommitPage(ctx, monitorID, owner, alerts, p)
 	if err != nil {

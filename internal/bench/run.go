@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net/http"
 	"net/url"
@@ -25,6 +24,7 @@ import (
 	"github.com/clarion/sentinel/internal/app"
 	"github.com/clarion/sentinel/internal/demo"
 	"github.com/clarion/sentinel/internal/emulator"
+	"github.com/clarion/sentinel/internal/monitor"
 	"github.com/clarion/sentinel/internal/store"
 )
 
@@ -239,23 +239,6 @@ func connectTenants(ctx context.Context, o Options, c *clarion, from, to int) ([
 	return out, errOne
 }
 
-// slot is the monitor engine's schedule: the first time after t on the
-// monitor's phase grid (a hash of its id modulo the interval; see
-// monitor.Engine.nextSlot). Monitors are created with their first poll on
-// their own slot, as on a node that has been running, so that each polls
-// exactly once in any window of one interval. Were the formula to drift
-// from the engine's, the first interval would only hold a few extra polls.
-func slot(id string, interval time.Duration, t time.Time) time.Time {
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	ph := time.Duration(h.Sum64() % uint64(interval))
-	base := t.Truncate(interval).Add(ph)
-	for !base.After(t) {
-		base = base.Add(interval)
-	}
-	return base
-}
-
 // createMonitors adds MonitorsPerTenant monitors to each workspace (at most
 // total), straight into the store: two per Sentinel workspace, one without
 // filter and one for high and critical only.
@@ -273,7 +256,10 @@ func createMonitors(ctx context.Context, o Options, c *clarion, tenants []tenant
 			if k >= o.WorkspacesPerTenant {
 				m.Severities = []string{"critical", "high"}
 			}
-			m.NextPollAt = slot(m.ID, interval, now)
+			// First poll on the feed's own slot, as on a node that has been
+			// running, so that each polls exactly once in any window of one
+			// interval.
+			m.NextPollAt = monitor.NextSlot(interval, m, now)
 			ms = append(ms, m)
 		}
 	}

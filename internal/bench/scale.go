@@ -11,6 +11,8 @@ import (
 
 	"github.com/clarion/sentinel/internal/emulator"
 	"github.com/clarion/sentinel/internal/emulator/kql"
+	"github.com/clarion/sentinel/internal/monitor"
+	"github.com/clarion/sentinel/internal/store"
 )
 
 // LevelResult is one scale level, measured over one interval.
@@ -83,15 +85,16 @@ func runScale(ctx context.Context, o Options, emu *emuProcess, db *database, res
 	}
 
 	created := 0
-	var all []string // every monitor's id
+	var all []store.Monitor // every monitor
 	for li, n := range o.Monitors {
 		last := li == len(o.Monitors)-1
 		// The largest level, which the targets are about, is measured over
 		// a whole interval (every monitor polls once in it); the smaller
-		// ones over half of one, to keep the run short. Counts are scaled
-		// to one interval.
+		// ones over half of one, to keep the run short, unless they are
+		// so small that half an interval may hold no feed's slot at all.
+		// Counts are scaled to one interval.
 		lv := LevelResult{Monitors: n, Window: o.Interval}
-		if !last {
+		if !last && n >= 1000 {
 			lv.Window = o.Interval / 2
 		}
 		lv.Tenants = (n + o.MonitorsPerTenant - 1) / o.MonitorsPerTenant
@@ -104,9 +107,7 @@ func runScale(ctx context.Context, o Options, emu *emuProcess, db *database, res
 		}
 		lv.Create = time.Since(t0)
 		created += len(ms)
-		for _, m := range ms {
-			all = append(all, m.ID)
-		}
+		all = append(all, ms...)
 		lv.SentinelWorkspaces = min(lv.Tenants*o.WorkspacesPerTenant, created)
 		c.eng.Reload()
 
@@ -163,8 +164,8 @@ func runScale(ctx context.Context, o Options, emu *emuProcess, db *database, res
 		// Polls due near the window's end may start after it: wait for
 		// every poll due in the window (a monitor's slot in it), or 30 s.
 		due := 0
-		for _, id := range all {
-			if slot(id, o.Interval, w0.Add(-time.Nanosecond)).Before(w1) {
+		for _, m := range all {
+			if monitor.NextSlot(o.Interval, m, w0.Add(-time.Nanosecond)).Before(w1) {
 				due++
 			}
 		}

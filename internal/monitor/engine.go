@@ -4,20 +4,29 @@
 // health.
 //
 // Shape (after Prometheus's scrape manager and miniflux's scheduler): a
-// manager reconciles one goroutine per enabled monitor with the store (start
-// new, stop removed, restart changed). Each loop waits for its monitor's next
-// due time — spread by a stable phase, never in lock-step — then claims the
-// monitor's lease in the store, so that across several replicas exactly one
-// polls it, and runs one poll under its own timeout. A poll error never kills
-// its loop.
+// manager reconciles one goroutine per feed with the store (start new, stop
+// removed, restart changed). A feed is the enabled monitors of one Clarion
+// workspace that watch one Sentinel workspace: they read the same table
+// under the same delegated sign-in, so each interval one query sweep serves
+// them all and each monitor applies its own filters and creation time to
+// the shared pages. Feeds are never shared across Clarion workspaces: two
+// workspaces connected to one tenant are two sign-ins, maybe with different
+// permissions.
+//
+// Each loop waits for its feed's next due time — spread by a stable phase,
+// never in lock-step — then claims the due monitors' leases in the store,
+// so that across several replicas exactly one polls each monitor, and runs
+// one sweep under its own timeout. A poll error never kills its loop.
 package monitor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -88,19 +97,34 @@ type Engine struct {
 
 	reload chan struct{} // coalesced reload signals
 
-	mu       sync.Mutex
-	loops    map[string]*loop
-	throttle map[string]time.Time // tenant id → no request before this time
-	wg       sync.WaitGroup
+	mu    sync.Mutex
+	loops map[feedKey]*loop
+
+	// The throttle gate has its own lock: the reconcile holds mu while it
+	// waits for a stopped loop to end, and a loop ending its poll may be
+	// asking the gate (one lock for both deadlocked the engine).
+	throttleMu sync.Mutex
+	throttle   map[string]time.Time // tenant id → no request before this time
+	wg         sync.WaitGroup
 }
 
 type loop struct {
-	version   time.Time // the monitor's UpdatedAt when the loop started
-	workspace string    // the monitor's Clarion workspace (Wake)
-	cancel    context.CancelFunc
-	wake      chan struct{}
-	done      chan struct{}
+	version  string // the feed's monitors and their UpdatedAt when the loop started
+	feed     feedKey
+	monitors int // how many enabled monitors the feed had then
+	cancel   context.CancelFunc
+	wake     chan struct{}
+	done     chan struct{}
 }
+
+// feedKey names a feed: one Clarion workspace's monitors of one Sentinel
+// workspace (whose id the integration stores lower-cased).
+type feedKey struct{ workspace, sentinel string }
+
+func keyOf(m store.Monitor) feedKey { return feedKey{m.WorkspaceID, m.SentinelWorkspaceID} }
+
+// String is the feed's stable name: its phase hashes it.
+func (k feedKey) String() string { return k.workspace + "/" + k.sentinel }
 
 // New builds an engine; Run starts it.
 func New(cfg Config, st store.Store, src Source) *Engine {
@@ -111,7 +135,7 @@ func New(cfg Config, st store.Store, src Source) *Engine {
 		source:   src,
 		log:      cfg.Logger.With("component", "monitor"),
 		reload:   make(chan struct{}, 1),
-		loops:    make(map[string]*loop),
+		loops:    make(map[feedKey]*loop),
 		throttle: make(map[string]time.Time),
 	}
 }
@@ -131,18 +155,18 @@ func (e *Engine) Reload() {
 	}
 }
 
-// Wake makes the loops of a Clarion workspace re-check their monitor at once
+// Wake makes the loops of a Clarion workspace re-check their feeds at once
 // (after a reconnect, so polling resumes without waiting an interval).
-// Only that workspace's loops wake: a woken loop claims its lease (a write)
-// and reads its monitor, so waking every loop made each connect cost two
-// queries per monitor of every workspace (clarion bench: at 1,000 monitors,
-// connecting a workspace took ten times longer).
+// Only that workspace's loops wake: a woken loop claims its leases (a
+// write) and reads its monitors, so waking every loop made each connect
+// cost two queries per monitor of every workspace (clarion bench: at 1,000
+// monitors, connecting a workspace took ten times longer).
 func (e *Engine) Wake(workspaceID string) {
 	e.Reload()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, l := range e.loops {
-		if l.workspace != workspaceID {
+		if l.feed.workspace != workspaceID {
 			continue
 		}
 		select {
@@ -181,35 +205,51 @@ func (e *Engine) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	want := make(map[string]store.Monitor, len(ms))
+	feeds := make(map[feedKey][]store.Monitor)
 	for _, m := range ms {
-		want[m.ID] = m
+		feeds[keyOf(m)] = append(feeds[keyOf(m)], m)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for id, l := range e.loops {
-		m, ok := want[id]
-		if !ok || !m.UpdatedAt.Equal(l.version) {
+	for k, l := range e.loops {
+		if ms, ok := feeds[k]; !ok || version(ms) != l.version {
 			l.cancel()
 			<-l.done
-			delete(e.loops, id)
+			delete(e.loops, k)
 		}
 	}
-	for id, m := range want {
-		if _, ok := e.loops[id]; ok {
+	for k, ms := range feeds {
+		if _, ok := e.loops[k]; ok {
 			continue
 		}
+		due := ms[0].NextPollAt
+		for _, m := range ms[1:] {
+			if m.NextPollAt.Before(due) {
+				due = m.NextPollAt
+			}
+		}
 		lctx, cancel := context.WithCancel(ctx)
-		l := &loop{version: m.UpdatedAt, workspace: m.WorkspaceID, cancel: cancel, wake: make(chan struct{}, 1), done: make(chan struct{})}
-		e.loops[id] = l
+		l := &loop{version: version(ms), feed: k, monitors: len(ms), cancel: cancel, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		e.loops[k] = l
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
 			defer close(l.done)
-			e.runLoop(lctx, m, l.wake)
+			e.runLoop(lctx, l, due)
 		}()
 	}
 	return nil
+}
+
+// version identifies a feed's configuration: a monitor added, removed or
+// changed restarts the feed's loop.
+func version(ms []store.Monitor) string {
+	h := fnv.New64a()
+	for _, m := range ms {
+		h.Write([]byte(m.ID))
+		h.Write([]byte(m.UpdatedAt.Format(time.RFC3339Nano)))
+	}
+	return strconv.FormatUint(h.Sum64(), 16) + "/" + strconv.Itoa(len(ms))
 }
 
 func (e *Engine) stopAll() {
@@ -222,34 +262,43 @@ func (e *Engine) stopAll() {
 	e.wg.Wait()
 }
 
-// Running reports how many monitor loops are running (tests, metrics).
+// Running reports how many monitors the running loops poll (tests, metrics).
 func (e *Engine) Running() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.loops)
+	n := 0
+	for _, l := range e.loops {
+		n += l.monitors
+	}
+	return n
 }
 
-// phase is the monitor's stable offset inside the interval.
-func (e *Engine) phase(id string) time.Duration {
+// nextSlot is the first time after t on the grid of the feed named key.
+func (e *Engine) nextSlot(key string, t time.Time) time.Time {
+	return slotAfter(e.cfg.Interval, key, t)
+}
+
+// slotAfter is the first time after t on a phase grid: every interval, at
+// a stable offset (a hash of the key) so that feeds never poll in
+// lock-step.
+func slotAfter(interval time.Duration, key string, t time.Time) time.Time {
 	h := fnv.New64a()
-	h.Write([]byte(id))
-	return time.Duration(h.Sum64() % uint64(e.cfg.Interval))
-}
-
-// nextSlot is the first time after t on the monitor's phase grid.
-func (e *Engine) nextSlot(id string, t time.Time) time.Time {
-	iv := e.cfg.Interval
-	ph := e.phase(id)
-	base := t.Truncate(iv).Add(ph)
+	h.Write([]byte(key))
+	base := t.Truncate(interval).Add(time.Duration(h.Sum64() % uint64(interval)))
 	for !base.After(t) {
-		base = base.Add(iv)
+		base = base.Add(interval)
 	}
 	return base
 }
 
-func (e *Engine) runLoop(ctx context.Context, m store.Monitor, wake <-chan struct{}) {
-	log := e.log.With("monitor_id", m.ID, "workspace_id", m.WorkspaceID)
-	due := m.NextPollAt
+// NextSlot is when a monitor's feed polls next after t, on an engine with
+// this interval (clarion bench seeds monitors on their slots).
+func NextSlot(interval time.Duration, m store.Monitor, t time.Time) time.Time {
+	return slotAfter(interval, keyOf(m).String(), t)
+}
+
+func (e *Engine) runLoop(ctx context.Context, l *loop, due time.Time) {
+	log := e.log.With("workspace_id", l.feed.workspace, "sentinel_workspace_id", l.feed.sentinel)
 	for {
 		if d := due.Sub(e.now()); d > 0 {
 			t := time.NewTimer(d)
@@ -257,7 +306,7 @@ func (e *Engine) runLoop(ctx context.Context, m store.Monitor, wake <-chan struc
 			case <-ctx.Done():
 				t.Stop()
 				return
-			case <-wake:
+			case <-l.wake:
 				t.Stop()
 			case <-t.C:
 			}
@@ -265,57 +314,115 @@ func (e *Engine) runLoop(ctx context.Context, m store.Monitor, wake <-chan struc
 		if ctx.Err() != nil {
 			return
 		}
-		next, err := e.PollOnce(ctx, m.ID)
+		next, polled, err := e.pollFeed(ctx, l.feed)
 		if err != nil && ctx.Err() == nil {
 			log.Warn("poll", "err", err)
 		}
-		if next.IsZero() {
-			// Not ours or not due: look again at the stored schedule.
-			cur, err := e.store.GetMonitor(ctx, m.WorkspaceID, m.ID)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				return // deleted; the reconcile will drop the loop
-			case err != nil:
-				next = e.now().Add(e.cfg.Interval / 4)
-			default:
-				next = cur.NextPollAt
-				if cur.LeaseOwner != "" && cur.LeaseOwner != e.cfg.Owner && cur.LeaseUntil.After(next) {
-					next = cur.LeaseUntil
-				}
-				if !next.After(e.now()) {
-					next = e.now().Add(min(e.cfg.Interval/4, 5*time.Second))
-				}
+		if polled < l.monitors {
+			// Some monitors were not ours or not due (another replica holds
+			// them, or they keep a schedule of their own for now): wake for
+			// the earliest of them too.
+			if other := e.storedDue(ctx, l.feed); next.IsZero() || (!other.IsZero() && other.Before(next)) {
+				next = other
 			}
+		}
+		if next.IsZero() {
+			next = e.now().Add(e.cfg.Interval / 4)
 		}
 		due = next
 	}
 }
 
-// PollOnce claims the monitor and, if it is due and free, polls it once,
-// records its health and schedules its next poll, which it returns. A zero
-// time means it did not poll (not due, or another replica holds it).
-func (e *Engine) PollOnce(ctx context.Context, monitorID string) (time.Time, error) {
+// storedDue is when the feed's stored schedule next asks for a poll here:
+// the earliest due time of its monitors, or the end of another replica's
+// lease on one. Never now or before (a claim just failed): then a little
+// later. Zero if the feed has no enabled monitor left (the reconcile drops
+// the loop) or the store could not be read.
+func (e *Engine) storedDue(ctx context.Context, k feedKey) time.Time {
+	ms, err := e.store.ListMonitors(ctx, k.workspace)
+	if err != nil {
+		return time.Time{}
+	}
+	var due time.Time
+	for _, m := range ms {
+		if !m.Enabled || keyOf(m) != k {
+			continue
+		}
+		next := m.NextPollAt
+		if m.LeaseOwner != "" && m.LeaseOwner != e.cfg.Owner && m.LeaseUntil.After(next) {
+			next = m.LeaseUntil
+		}
+		if due.IsZero() || next.Before(due) {
+			due = next
+		}
+	}
+	if now := e.now(); !due.IsZero() && !due.After(now) {
+		due = now.Add(min(e.cfg.Interval/4, 5*time.Second))
+	}
+	return due
+}
+
+// PollFeed claims the due and free monitors of one Clarion workspace's
+// Sentinel workspace and, if there are any, polls them once together (see
+// pollClaimed). A zero time means it polled nothing.
+func (e *Engine) PollFeed(ctx context.Context, workspaceID, sentinelWorkspaceID string) (time.Time, error) {
+	next, _, err := e.pollFeed(ctx, feedKey{workspaceID, sentinelWorkspaceID})
+	return next, err
+}
+
+func (e *Engine) pollFeed(ctx context.Context, k feedKey) (time.Time, int, error) {
 	now := e.now()
 	// The claim is not cancelled with ctx: a cancelled statement may still
-	// commit on the server after the call returned, leaving a lease that
+	// commit on the server after the call returned, leaving leases that
 	// the shutdown's ReleaseLeases (run once the loops are gone) has
 	// already passed. Waiting for the answer keeps the claim before it.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	ms, err := e.store.ClaimFeed(cctx, k.workspace, k.sentinel, e.cfg.Owner, now, now.Add(e.cfg.LeaseTTL))
+	cancel()
+	if err != nil || len(ms) == 0 {
+		return time.Time{}, 0, err
+	}
+	next, err := e.pollClaimed(ctx, ms)
+	return next, len(ms), err
+}
+
+// PollOnce claims one monitor and, if it is due and free, polls it once on
+// its own, records its health and schedules its next poll, which it
+// returns. A zero time means it did not poll (not due, or another replica
+// holds it). The loops poll whole feeds (PollFeed); this is for tests and
+// tools that drive one monitor.
+func (e *Engine) PollOnce(ctx context.Context, monitorID string) (time.Time, error) {
+	now := e.now()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout) // see pollFeed
 	m, ok, err := e.store.ClaimPoll(cctx, monitorID, e.cfg.Owner, now, now.Add(e.cfg.LeaseTTL))
 	cancel()
 	if err != nil || !ok {
 		return time.Time{}, err
 	}
-	log := e.log.With("monitor_id", m.ID, "workspace_id", m.WorkspaceID)
-	// Keep the (short) lease while this poll runs; lctx ends if another
-	// replica took the monitor over, so that this poll stops calling
-	// Microsoft (its writes would be refused anyway: ErrLeaseLost).
-	lctx, stopLease := e.keepLease(ctx, m.ID)
-	defer stopLease()
+	return e.pollClaimed(ctx, []store.Monitor{m})
+}
 
-	var res pollResult
+// pollClaimed polls monitors of one feed whose leases this engine holds:
+// one sweep for all of them, then each one's health and the feed's next
+// due time, shared so that they stay together, which it returns.
+func (e *Engine) pollClaimed(ctx context.Context, ms []store.Monitor) (time.Time, error) {
+	now := e.now()
+	k := keyOf(ms[0])
+	log := e.log.With("workspace_id", k.workspace, "sentinel_workspace_id", k.sentinel, "monitors", len(ms))
+	// Keep the (short) leases while this poll runs; lctx ends if other
+	// replicas took every monitor over, so that this poll stops calling
+	// Microsoft (its writes would be refused anyway: ErrLeaseLost).
+	leases := e.keepLeases(ctx, ms)
+	defer leases.stop()
+	lctx := leases.ctx
+
+	subs := make([]*subscriber, len(ms))
+	for i, m := range ms {
+		subs[i] = e.subscribe(m)
+	}
+	var res feedResult
 	var perr error
-	conn, cerr := e.store.GetConnection(ctx, m.WorkspaceID)
+	conn, cerr := e.store.GetConnection(ctx, k.workspace)
 	tenant := conn.TenantID
 	switch {
 	case cerr != nil:
@@ -331,7 +438,7 @@ func (e *Engine) PollOnce(ctx context.Context, monitorID string) (time.Time, err
 			perr = throttledError{until.Sub(now)}
 		} else {
 			pctx, cancel := context.WithTimeout(lctx, e.cfg.PollTimeout)
-			res, perr = e.poll(pctx, m)
+			res, perr = e.sweep(pctx, subs, leases)
 			cancel()
 			if cause := context.Cause(lctx); perr != nil && errors.Is(cause, store.ErrLeaseLost) {
 				perr = cause
@@ -339,95 +446,165 @@ func (e *Engine) PollOnce(ctx context.Context, monitorID string) (time.Time, err
 		}
 	}
 
-	h := m.Health
-	h.LastPollAt = e.now()
-	h.Counts = res.counts
+	polledAt := e.now()
 	var next time.Time
+	var failing outcome
 	if perr == nil {
-		h.Status = store.HealthHealthy
-		h.LastSuccessAt = h.LastPollAt
-		h.LastError, h.LastErrorCode = "", ""
-		h.ConsecutiveFailures = 0
-		next = e.nextSlot(m.ID, h.LastPollAt)
+		next = e.nextSlot(k.String(), polledAt)
 		if res.more {
-			next = h.LastPollAt // the sweep was cut by the page budget: go on at once
+			next = polledAt // the sweep was cut by the page budget: go on at once
 		}
-		log.Debug("polled", "returned", res.counts.Returned, "ingested", res.counts.Ingested, "pages", res.pages)
+		log.Debug("polled", "pages", res.pages)
 	} else {
 		if ctx.Err() != nil {
 			// Stopped (monitor deleted, disconnect, shutdown): write nothing more.
 			return time.Time{}, ctx.Err()
 		}
-		o := classifyPollError(perr)
-		h.Status, h.LastErrorCode, h.LastError = o.status, o.code, o.sentence
-		h.ConsecutiveFailures++
+		failing = classifyPollError(perr)
+		failures := 0
+		for _, s := range subs {
+			failures = max(failures, s.m.Health.ConsecutiveFailures+1)
+		}
 		switch {
-		case o.paused:
-			next = e.nextSlot(m.ID, h.LastPollAt)
-		case o.retryAfter > 0:
-			until := e.markThrottled(tenant, h.LastPollAt, o.retryAfter)
+		case failing.paused:
+			next = e.nextSlot(k.String(), polledAt)
+		case failing.retryAfter > 0:
+			until := e.markThrottled(tenant, polledAt, failing.retryAfter)
 			next = until.Add(e.jitter(e.cfg.Interval / 10))
 		default:
-			next = h.LastPollAt.Add(e.backoff(h.ConsecutiveFailures))
+			// One backoff for the feed (its worst monitor's), so that its
+			// monitors stay on one schedule and keep sharing the query.
+			next = polledAt.Add(e.backoff(failures))
 		}
-		log.Warn("poll failed", "code", o.code, "consecutive_failures", h.ConsecutiveFailures, "err", perr)
+		log.Warn("poll failed", "code", failing.code, "consecutive_failures", failures, "err", perr)
 	}
-	stopLease() // no renewal may race the release
-	if err := e.store.FinishPoll(ctx, m.ID, e.cfg.Owner, h, next); err != nil {
-		return time.Time{}, err
+	leases.stop() // no renewal may race the release
+	var ferr error
+	finished := 0
+	for _, s := range subs {
+		if leases.lost(s.m.ID) {
+			ferr = cmp.Or(ferr, error(store.ErrLeaseLost))
+			continue
+		}
+		finished++
+		h := s.m.Health
+		h.LastPollAt = polledAt
+		h.Counts = s.counts
+		if perr == nil {
+			h.Status = store.HealthHealthy
+			h.LastSuccessAt = polledAt
+			h.LastError, h.LastErrorCode = "", ""
+			h.ConsecutiveFailures = 0
+		} else {
+			h.Status, h.LastErrorCode, h.LastError = failing.status, failing.code, failing.sentence
+			h.ConsecutiveFailures++
+		}
+		if err := e.store.FinishPoll(ctx, s.m.ID, e.cfg.Owner, h, next); err != nil {
+			ferr = cmp.Or(ferr, err)
+		}
 	}
-	return next, perr
+	switch {
+	case finished == 0:
+		// Every monitor went to other replicas: nothing here is scheduled.
+		return time.Time{}, cmp.Or(perr, ferr)
+	case perr != nil:
+		return next, perr
+	}
+	return next, ferr
 }
 
-// claimTimeout bounds one ClaimPoll, which ignores the caller's
+// claimTimeout bounds one claim, which ignores the caller's
 // cancellation (see PollOnce).
 const claimTimeout = 10 * time.Second
 
-// keepLease renews the monitor's poll lease every LeaseTTL/3 until stop is
-// called. The lease is short (LeaseTTL, half an interval by default) so
-// that when a replica dies mid-poll, another takes the monitor over at most
-// LeaseTTL after its slot, well within two intervals; renewing it lets a
-// poll run longer than that (up to PollTimeout) without being taken over.
+// keepLeases renews the poll leases of a poll's monitors every LeaseTTL/3
+// until stop is called. A lease is short (LeaseTTL, half an interval by
+// default) so that when a replica dies mid-poll, another takes its
+// monitors over at most LeaseTTL after their slot, well within two
+// intervals; renewing them lets a poll run longer than that (up to
+// PollTimeout) without being taken over.
 //
-// If the store says the lease is lost (it lapsed and another replica
-// claimed it, or the monitor was deleted), keepLease cancels the returned
-// context with store.ErrLeaseLost as the cause. A renewal failing for
-// another reason (database briefly unreachable) is retried at the next
-// tick: the lease lapses only if that lasts longer than LeaseTTL.
-func (e *Engine) keepLease(ctx context.Context, monitorID string) (context.Context, func()) {
+// A monitor whose lease the store says is lost (it lapsed and another
+// replica claimed it, or the monitor was deleted) is dropped from the poll
+// (lost reports it); when every lease is lost, the leases' context ends
+// with store.ErrLeaseLost as the cause. A renewal failing for another
+// reason (database briefly unreachable) is retried at the next tick: a
+// lease lapses only if that lasts longer than LeaseTTL.
+func (e *Engine) keepLeases(ctx context.Context, ms []store.Monitor) *leaseSet {
 	lctx, cancel := context.WithCancelCause(ctx)
-	quit, stopped := make(chan struct{}), make(chan struct{})
+	ls := &leaseSet{ctx: lctx, cancel: cancel, held: len(ms), gone: make(map[string]bool),
+		quit: make(chan struct{}), stopped: make(chan struct{})}
 	go func() {
-		defer close(stopped)
+		defer close(ls.stopped)
 		t := time.NewTicker(max(e.cfg.LeaseTTL/3, 10*time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
-			case <-quit:
+			case <-ls.quit:
 				return
 			case <-lctx.Done():
 				return
 			case <-t.C:
 			}
-			err := e.store.RenewLease(lctx, monitorID, e.cfg.Owner, e.now().Add(e.cfg.LeaseTTL))
-			switch {
-			case errors.Is(err, store.ErrLeaseLost):
-				e.log.Warn("poll lease lost to another replica; stopping this poll", "monitor_id", monitorID)
-				cancel(err)
-				return
-			case err != nil && lctx.Err() == nil:
-				e.log.Warn("renew poll lease", "monitor_id", monitorID, "err", err)
+			for _, m := range ms {
+				if ls.lost(m.ID) {
+					continue
+				}
+				err := e.store.RenewLease(lctx, m.ID, e.cfg.Owner, e.now().Add(e.cfg.LeaseTTL))
+				switch {
+				case errors.Is(err, store.ErrLeaseLost):
+					e.log.Warn("poll lease lost to another replica; dropping the monitor from this poll", "monitor_id", m.ID)
+					ls.drop(m.ID)
+				case err != nil && lctx.Err() == nil:
+					e.log.Warn("renew poll lease", "monitor_id", m.ID, "err", err)
+				}
 			}
 		}
 	}()
-	var once sync.Once
-	return lctx, func() {
-		once.Do(func() {
-			close(quit)
-			<-stopped
-			cancel(nil)
-		})
+	return ls
+}
+
+// leaseSet is the poll leases one poll holds.
+type leaseSet struct {
+	ctx     context.Context // ends when every lease is lost, or at stop
+	cancel  context.CancelCauseFunc
+	quit    chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+
+	mu   sync.Mutex
+	held int
+	gone map[string]bool
+}
+
+// drop records that the monitor's lease is lost: its writes are refused
+// from now on, and this poll leaves it alone.
+func (ls *leaseSet) drop(id string) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.gone[id] {
+		return
 	}
+	ls.gone[id] = true
+	if ls.held--; ls.held == 0 {
+		ls.cancel(store.ErrLeaseLost)
+	}
+}
+
+func (ls *leaseSet) lost(id string) bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.gone[id]
+}
+
+// stop ends the renewals (and waits for one in flight); the leases stay
+// held until FinishPoll releases them.
+func (ls *leaseSet) stop() {
+	ls.once.Do(func() {
+		close(ls.quit)
+		<-ls.stopped
+		ls.cancel(nil)
+	})
 }
 
 // backoff grows exponentially from a quarter interval, with jitter, capped.
@@ -450,8 +627,8 @@ func (e *Engine) jitter(d time.Duration) time.Duration {
 // throttledUntil reports whether the tenant is inside a Retry-After window:
 // every monitor of a throttled tenant waits, no other tenant does.
 func (e *Engine) throttledUntil(tenant string, now time.Time) (time.Time, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.throttleMu.Lock()
+	defer e.throttleMu.Unlock()
 	until, ok := e.throttle[tenant]
 	if ok && now.Before(until) {
 		return until, true
@@ -463,8 +640,8 @@ func (e *Engine) throttledUntil(tenant string, now time.Time) (time.Time, bool) 
 }
 
 func (e *Engine) markThrottled(tenant string, now time.Time, d time.Duration) time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.throttleMu.Lock()
+	defer e.throttleMu.Unlock()
 	until := now.Add(d)
 	if cur, ok := e.throttle[tenant]; !ok || until.After(cur) {
 		e.throttle[tenant] = until

@@ -152,3 +152,47 @@ func TestPollStopsWhenItsMonitorIsDeleted(t *testing.T) {
 		}
 	})
 }
+
+// TestFeedPollGoesOnWhenOneMonitorIsTakenOver: a feed poll holds one lease
+// per monitor; losing one monitor's lease drops that monitor from the poll
+// (nothing written for it) and the others finish as usual.
+func TestFeedPollGoesOnWhenOneMonitorIsTakenOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newBlockingSource()
+		st, eng, m := leaseSetup(t, src)
+		other := m
+		other.ID, other.Name = "m2", "m2"
+		if err := st.CreateMonitor(t.Context(), other); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := eng.PollFeed(t.Context(), m.WorkspaceID, m.SentinelWorkspaceID)
+			done <- err
+		}()
+		<-src.started
+		later := time.Now().Add(time.Minute)
+		if _, ok, err := st.ClaimPoll(t.Context(), other.ID, "b", later, later.Add(time.Minute)); err != nil || !ok {
+			t.Fatalf("claim by b: ok=%v err=%v", ok, err)
+		}
+		time.Sleep(2 * time.Second) // a few renewals: the lost lease is noticed
+		close(src.release)
+		if err := <-done; !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("PollFeed: %v, want ErrLeaseLost reported for the monitor taken over", err)
+		}
+		kept, err := st.GetMonitor(t.Context(), "w", m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept.LeaseOwner != "" || kept.Health.Status != store.HealthHealthy {
+			t.Fatalf("the monitor still held: lease owner %q, health %q; want released, healthy", kept.LeaseOwner, kept.Health.Status)
+		}
+		lost, err := st.GetMonitor(t.Context(), "w", other.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lost.LeaseOwner != "b" || lost.Health.Status != store.HealthPending {
+			t.Fatalf("the monitor taken over: lease owner %q, health %q; want b's lease and nothing written", lost.LeaseOwner, lost.Health.Status)
+		}
+	})
+}

@@ -55,6 +55,7 @@ const (
 	phase            = 3 * interval // how long each replica set runs
 	numMonitors      = numTenants * clarionPer * monitorsPer
 	numConnections   = numTenants * clarionPer
+	numFeeds         = numConnections * sentinelPer // (Clarion workspace, Sentinel workspace) pairs
 	readyTimeout     = 30 * time.Second
 	gracefulDeadline = 20 * time.Second
 )
@@ -75,8 +76,9 @@ func monitorName(k, j int) string { return fmt.Sprintf("monitor %02d-%02d", k, j
 // Afterwards every incident is an alert exactly once in each Clarion
 // workspace that watches it; every monitor was polled again within two
 // intervals of the kill and of the stop, and kept polling to the end; the
-// stopped replica handed its leases back; there was at most one query_lake
-// call per monitor per interval; each connection's token was refreshed once
+// stopped replica handed its leases back; there was about one query_lake
+// call per feed (a Clarion workspace's monitors of one Sentinel workspace)
+// per interval; each connection's token was refreshed once
 // per replica, with every rotated refresh token stored and the stored one
 // still valid. The upstream economy is printed.
 func TestReplicasPollEachMonitorOnceAndTakeOver(t *testing.T) {
@@ -293,6 +295,9 @@ func TestReplicasPollEachMonitorOnceAndTakeOver(t *testing.T) {
 	window := end.Sub(windowStart)
 	calls := toolCalls(stats1, "query_lake") - toolCalls(stats0, "query_lake")
 	perMonitorInterval := float64(calls) / (float64(numMonitors) * window.Seconds() / interval.Seconds())
+	// The monitors of one Clarion workspace on one Sentinel workspace (a
+	// feed) share one sweep.
+	perFeedInterval := float64(calls) / (float64(numFeeds) * window.Seconds() / interval.Seconds())
 	// Refreshes: each replica refreshes a connection's token once (its own
 	// access-token cache), and never twice for want of the rotated token.
 	refreshes := refreshesPerConnection(stats1)
@@ -302,10 +307,10 @@ func TestReplicasPollEachMonitorOnceAndTakeOver(t *testing.T) {
 		most = max(most, n)
 	}
 	line := fmt.Sprintf("replicas: upstream economy over %s (%d monitors, %d connections, %d replicas, interval %s): "+
-		"query_lake calls per monitor per interval %.3f (%d calls; polls per monitor per interval %.3f); "+
+		"query_lake calls per feed per interval %.3f, per monitor %.3f (%d calls; polls per monitor per interval %.3f); "+
 		"token refreshes per connection mean %.2f, max %d (%d in all)",
 		window.Round(time.Millisecond), numMonitors, numConnections, numReplicas, interval,
-		perMonitorInterval, calls, float64(an.polls)/(float64(numMonitors)*window.Seconds()/interval.Seconds()),
+		perFeedInterval, perMonitorInterval, calls, float64(an.polls)/(float64(numMonitors)*window.Seconds()/interval.Seconds()),
 		float64(sum)/float64(max(len(refreshes), 1)), most, sum)
 	t.Log(line)
 	fmt.Println(line)
@@ -315,12 +320,14 @@ func TestReplicasPollEachMonitorOnceAndTakeOver(t *testing.T) {
 		an.byOwner, an.ordinaryMax.Round(time.Millisecond), an.ordinaryLate, an.phaseMax,
 		an.takeover[killed.id].Round(time.Millisecond), an.leased[killed.id].Round(time.Millisecond),
 		an.takeover[stopped.id].Round(time.Millisecond), end.Sub(drained).Round(time.Millisecond), total/clarionPer, total)
-	// At most one call per monitor per interval, whatever the load: three
-	// replicas polling each monitor would make it 3. (Fewer than one means
-	// a busy machine ran polls late; that every monitor kept polling is
-	// checked above.)
-	if perMonitorInterval > 1.05 {
-		t.Errorf("query_lake calls per monitor per interval = %.3f, want at most one (one replica polls each monitor once an interval)", perMonitorInterval)
+	// About one call per feed per interval, whatever the load: three
+	// replicas polling each feed would make it 3, each monitor polling on
+	// its own 10. A little over one is the churn of this test: a feed's
+	// monitors split between replicas for an interval while a killed
+	// replica's leases lapse. (Fewer than one means a busy machine ran
+	// polls late; that every monitor kept polling is checked above.)
+	if perFeedInterval > 1.25 {
+		t.Errorf("query_lake calls per feed per interval = %.3f, want about one (one replica sweeps each feed once an interval for all its monitors)", perFeedInterval)
 	}
 	if len(refreshes) != numConnections {
 		t.Errorf("refresh tokens of %d sign-ins were redeemed, want %d (one per connection)", len(refreshes), numConnections)

@@ -148,6 +148,44 @@ func (s *sqlStore) ClaimPoll(ctx context.Context, monitorID, owner string, now, 
 	return m, true, nil
 }
 
+func (s *sqlStore) ClaimFeed(ctx context.Context, workspaceID, sentinelWorkspaceID, owner string, now, leaseUntil time.Time) ([]Monitor, error) {
+	if owner == "" {
+		return nil, errors.New("store: claim feed: empty owner")
+	}
+	// The same conditional UPDATE as ClaimPoll over the feed's rows: each
+	// row is claimed atomically, so across replicas every monitor has one
+	// owner even when two replicas claim one feed at once.
+	// A write: it goes to the writer pool, not listMonitors' readers.
+	rows, err := s.w.QueryContext(ctx, s.d.q(`UPDATE monitors SET lease_owner = ?, lease_until = ?
+		WHERE workspace_id = ? AND sentinel_workspace_id = ? AND enabled AND next_poll_at <= ?
+			AND (lease_owner = '' OR lease_owner = ? OR lease_until <= ?)
+		RETURNING `+monitorCols),
+		owner, nanos(leaseUntil), workspaceID, sentinelWorkspaceID, nanos(now), owner, nanos(now))
+	if err != nil {
+		return nil, wrap("claim feed", err)
+	}
+	defer rows.Close()
+	var ms []Monitor
+	for rows.Next() {
+		m, err := scanMonitor(rows)
+		if err != nil {
+			return nil, wrap("claim feed", err)
+		}
+		ms = append(ms, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("claim feed", err)
+	}
+	// RETURNING has no order.
+	slices.SortFunc(ms, func(a, b Monitor) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return ms, nil
+}
+
 // holdLease locks the monitor row (PostgreSQL) and checks that owner holds
 // its lease; it returns the monitor's workspace.
 func holdLease(ctx context.Context, t txn, monitorID, owner string) (workspaceID string, err error) {

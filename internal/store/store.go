@@ -297,6 +297,12 @@ type Store interface {
 	// it, it is not due, disabled or gone; no error. On success the returned
 	// monitor carries the new lease.
 	ClaimPoll(ctx context.Context, monitorID, owner string, now, leaseUntil time.Time) (m Monitor, ok bool, err error)
+	// ClaimFeed takes, in one statement, the poll lease of every monitor of
+	// the feed — the Clarion workspace's enabled monitors of one Sentinel
+	// workspace — that is due and free, on the same terms as ClaimPoll. It
+	// returns the monitors it claimed (none: nothing due or all held
+	// elsewhere), oldest first (CreatedAt, then ID).
+	ClaimFeed(ctx context.Context, workspaceID, sentinelWorkspaceID, owner string, now, leaseUntil time.Time) ([]Monitor, error)
 	// CommitPage, in one transaction: checks that owner still holds the lease
 	// of an existing monitor (else ErrLeaseLost and nothing written), inserts
 	// the alerts with ON CONFLICT (workspace, incident) DO NOTHING, and moves

@@ -47,6 +47,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WorkspaceIsolation", testWorkspaceIsolation},
 		{"ClaimPoll", testClaimPoll},
 		{"ClaimPollExclusive", testClaimPollExclusive},
+		{"ClaimFeed", testClaimFeed},
+		{"ClaimFeedExclusive", testClaimFeedExclusive},
 		{"CommitPage", testCommitPage},
 		{"CommitPageRejectsForeignAlerts", testCommitPageForeignAlerts},
 		{"CommitPageRejectsBadText", testCommitPageBadText},
@@ -822,6 +824,106 @@ func testClaimPollExclusive(t *testing.T, s store.Store) {
 	}
 	if got := getMonitor(t, s, m).LeaseOwner; got != owners[0] {
 		t.Fatalf("stored lease owner %q, want %q", got, owners[0])
+	}
+}
+
+// testClaimFeed: a feed is one Clarion workspace's enabled monitors of one
+// Sentinel workspace; ClaimFeed takes the due and free ones, oldest first,
+// and nothing of another feed or another Clarion workspace.
+func testClaimFeed(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const sw, otherSW = "8c2b1a3e-0000-4000-8000-000000000001", "8c2b1a3e-0000-4000-8000-000000000002"
+	now := t0.Add(time.Hour)
+	w, other := newWorkspace(t, s), newWorkspace(t, s)
+	at := func(d time.Duration) func(*store.Monitor) {
+		return func(m *store.Monitor) { m.NextPollAt = now; m.CreatedAt = t0.Add(d) }
+	}
+	newer := newMonitor(t, s, w.ID, at(2*time.Minute))
+	older := newMonitor(t, s, w.ID, at(time.Minute))
+	notDue := newMonitor(t, s, w.ID, func(m *store.Monitor) { m.NextPollAt = now.Add(time.Second) })
+	disabled := newMonitor(t, s, w.ID, at(0), func(m *store.Monitor) { m.Enabled = false })
+	held := newMonitor(t, s, w.ID, at(0))
+	if _, ok, err := s.ClaimPoll(ctx, held.ID, "b", now, now.Add(time.Minute)); err != nil || !ok {
+		t.Fatalf("claim by b: %v %v", ok, err)
+	}
+	lapsed := newMonitor(t, s, w.ID, at(3*time.Minute))
+	if _, ok, err := s.ClaimPoll(ctx, lapsed.ID, "b", now, now); err != nil || !ok { // ends at now: lapsed
+		t.Fatalf("claim by b: %v %v", ok, err)
+	}
+	elsewhere := newMonitor(t, s, w.ID, at(0), func(m *store.Monitor) { m.SentinelWorkspaceID = otherSW })
+	foreign := newMonitor(t, s, other.ID, at(0))
+
+	got, err := s.ClaimFeed(ctx, w.ID, sw, "a", now, now.Add(time.Minute))
+	must(t, err)
+	var ids []string
+	for _, m := range got {
+		ids = append(ids, m.ID)
+		if m.LeaseOwner != "a" || !m.LeaseUntil.Equal(now.Add(time.Minute)) {
+			t.Errorf("claimed monitor %s carries lease %q until %v, want a's until %v", m.ID, m.LeaseOwner, m.LeaseUntil, now.Add(time.Minute))
+		}
+	}
+	want := []string{older.ID, newer.ID, lapsed.ID}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("ClaimFeed claimed %v, want %v (older, newer, lapsed lease; not the undue, disabled, held, other feed or other workspace)", ids, want)
+	}
+	for _, m := range []store.Monitor{notDue, disabled, elsewhere, foreign} {
+		if got := getMonitor(t, s, m).LeaseOwner; got != "" {
+			t.Errorf("monitor %s outside the claim got lease owner %q", m.Name, got)
+		}
+	}
+	if got := getMonitor(t, s, held).LeaseOwner; got != "b" {
+		t.Errorf("held monitor's lease owner %q, want b's kept", got)
+	}
+	// Claimed again by its owner: the same monitors (a renewed claim).
+	again, err := s.ClaimFeed(ctx, w.ID, sw, "a", now, now.Add(2*time.Minute))
+	must(t, err)
+	if len(again) != 3 {
+		t.Fatalf("owner's second claim got %d monitors, want the same 3", len(again))
+	}
+	// Another owner gets nothing while a's leases run.
+	if none, err := s.ClaimFeed(ctx, w.ID, sw, "c", now, now.Add(time.Minute)); err != nil || len(none) != 0 {
+		t.Fatalf("claim by c while a holds the feed: %d monitors, err %v; want none", len(none), err)
+	}
+	if _, err := s.ClaimFeed(ctx, w.ID, sw, "", now, now); err == nil {
+		t.Fatal("ClaimFeed with an empty owner succeeded")
+	}
+}
+
+// testClaimFeedExclusive: replicas claiming one feed at once never share a
+// monitor.
+func testClaimFeedExclusive(t *testing.T, s store.Store) {
+	w := newWorkspace(t, s)
+	const n = 6
+	for range n {
+		newMonitor(t, s, w.ID)
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		claims = map[string][]string{}
+	)
+	for i := range 8 {
+		wg.Go(func() {
+			owner := fmt.Sprintf("replica-%d", i)
+			ms, err := s.ClaimFeed(t.Context(), w.ID, "8c2b1a3e-0000-4000-8000-000000000001", owner, t0, t0.Add(time.Minute))
+			if err != nil {
+				t.Errorf("ClaimFeed: %v", err)
+			}
+			mu.Lock()
+			for _, m := range ms {
+				claims[m.ID] = append(claims[m.ID], owner)
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(claims) != n {
+		t.Fatalf("%d of %d monitors claimed", len(claims), n)
+	}
+	for id, owners := range claims {
+		if len(owners) != 1 {
+			t.Errorf("monitor %s claimed by %v, want exactly one owner", id, owners)
+		}
 	}
 }
 

@@ -53,3 +53,13 @@ func CheckFS(ctx context.Context, dsn string, fsys fs.FS) error {
 	defer s.Close()
 	return s.checkSchema(ctx, ms)
 }
+
+// DisableStmtCache makes s run every statement unprepared, as it did before
+// the statement cache, for benchmarks that compare the two. Call it before
+// using s.
+func DisableStmtCache(s Store) {
+	ss := s.(*sqlStore)
+	ss.ws.close()
+	ss.rs.close()
+	ss.ws, ss.rs = nil, nil
+}

@@ -134,10 +134,10 @@ func (s *sqlStore) ClaimPoll(ctx context.Context, monitorID, owner string, now, 
 	}
 	// One conditional UPDATE … RETURNING: atomic on both engines, so two
 	// owners never both get the lease.
-	m, err := scanMonitor(s.w.QueryRowContext(ctx, s.d.q(`UPDATE monitors SET lease_owner = ?, lease_until = ?
+	m, err := scanMonitor(s.writeQueryRow(ctx, `UPDATE monitors SET lease_owner = ?, lease_until = ?
 		WHERE id = ? AND enabled AND next_poll_at <= ?
 			AND (lease_owner = '' OR lease_owner = ? OR lease_until <= ?)
-		RETURNING `+monitorCols),
+		RETURNING `+monitorCols,
 		owner, nanos(leaseUntil), monitorID, nanos(now), owner, nanos(now)))
 	if err != nil {
 		if err = wrap("claim poll", err); errors.Is(err, ErrNotFound) {
@@ -156,10 +156,10 @@ func (s *sqlStore) ClaimFeed(ctx context.Context, workspaceID, sentinelWorkspace
 	// row is claimed atomically, so across replicas every monitor has one
 	// owner even when two replicas claim one feed at once.
 	// A write: it goes to the writer pool, not listMonitors' readers.
-	rows, err := s.w.QueryContext(ctx, s.d.q(`UPDATE monitors SET lease_owner = ?, lease_until = ?
+	rows, err := s.writeQuery(ctx, `UPDATE monitors SET lease_owner = ?, lease_until = ?
 		WHERE workspace_id = ? AND sentinel_workspace_id = ? AND enabled AND next_poll_at <= ?
 			AND (lease_owner = '' OR lease_owner = ? OR lease_until <= ?)
-		RETURNING `+monitorCols),
+		RETURNING `+monitorCols,
 		owner, nanos(leaseUntil), workspaceID, sentinelWorkspaceID, nanos(now), owner, nanos(now))
 	if err != nil {
 		return nil, wrap("claim feed", err)

@@ -191,7 +191,7 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*sqlStore, 
 	n := max(4, min(runtime.GOMAXPROCS(0)*2, sqliteMaxReaders))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	return &sqlStore{d: sqliteDialect, w: w, r: r, log: log}, nil
+	return &sqlStore{d: sqliteDialect, w: w, r: r, ws: newStmtCache(w), rs: newStmtCache(r), log: log}, nil
 }
 
 // enableWAL switches the file to WAL (a persistent setting). Switching

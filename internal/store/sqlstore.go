@@ -19,6 +19,10 @@ type sqlStore struct {
 	r   *sql.DB // plain reads; the same pool as w on PostgreSQL
 	log *slog.Logger
 
+	// ws and rs keep w's and r's prepared statements on SQLite; nil (no
+	// caching) on PostgreSQL, whose driver caches them itself.
+	ws, rs *stmtCache
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -27,10 +31,11 @@ var _ Store = (*sqlStore)(nil)
 
 func (s *sqlStore) Engine() string { return s.d.name }
 
-// Close closes the pools; later calls return the first result.
+// Close closes the cached statements, then the pools; later calls return
+// the first result.
 func (s *sqlStore) Close() error {
 	s.closeOnce.Do(func() {
-		var errs []error
+		errs := []error{s.rs.close(), s.ws.close()}
 		if s.r != s.w {
 			errs = append(errs, s.r.Close())
 		}
@@ -43,33 +48,82 @@ func (s *sqlStore) Close() error {
 }
 
 func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return s.w.ExecContext(ctx, s.d.q(query), args...)
+	query = s.d.q(query)
+	if st := s.ws.get(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return s.w.ExecContext(ctx, query, args...)
 }
 
 func (s *sqlStore) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return s.r.QueryRowContext(ctx, s.d.q(query), args...)
+	query = s.d.q(query)
+	if st := s.rs.get(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.r.QueryRowContext(ctx, query, args...)
 }
 
 func (s *sqlStore) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return s.r.QueryContext(ctx, s.d.q(query), args...)
+	query = s.d.q(query)
+	if st := s.rs.get(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.r.QueryContext(ctx, query, args...)
+}
+
+// writeQueryRow is queryRow on the writer pool, for UPDATE … RETURNING.
+func (s *sqlStore) writeQueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	query = s.d.q(query)
+	if st := s.ws.get(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.w.QueryRowContext(ctx, query, args...)
+}
+
+// writeQuery is query on the writer pool, for UPDATE … RETURNING.
+func (s *sqlStore) writeQuery(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	query = s.d.q(query)
+	if st := s.ws.get(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.w.QueryContext(ctx, query, args...)
 }
 
 // txn is a write transaction with the dialect's placeholders.
+//
+// A cached statement is bound to the transaction with tx.StmtContext, which
+// reuses the statement already prepared on the transaction's connection.
+// That statement is shared with the pool, so a transaction must not run a
+// text again while rows of it are still open (none does: each closes its
+// rows first).
 type txn struct {
-	tx *sql.Tx
-	d  *dialect
+	tx    *sql.Tx
+	d     *dialect
+	stmts *stmtCache // the writer's; nil on PostgreSQL
 }
 
 func (t txn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.d.q(query), args...)
+	query = t.d.q(query)
+	if st := t.stmts.lookupInTx(query); st != nil {
+		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, query, args...)
 }
 
 func (t txn) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.d.q(query), args...)
+	query = t.d.q(query)
+	if st := t.stmts.lookupInTx(query); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
 }
 
 func (t txn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.d.q(query), args...)
+	query = t.d.q(query)
+	if st := t.stmts.lookupInTx(query); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, query, args...)
 }
 
 // inTx runs fn in a write transaction and commits it if fn returns nil.
@@ -81,11 +135,15 @@ func (s *sqlStore) inTx(ctx context.Context, fn func(t txn) error) error {
 	if err != nil {
 		return err
 	}
-	if err := fn(txn{tx: tx, d: s.d}); err != nil {
+	if err = fn(txn{tx: tx, d: s.d, stmts: s.ws}); err != nil {
 		_ = tx.Rollback()
-		return err
+	} else {
+		err = tx.Commit()
 	}
-	return tx.Commit()
+	// Only now that the transaction has let go of the connection (see
+	// lookupInTx); not deferred, as a panic in fn leaves it held.
+	s.ws.prepareMissed(ctx)
+	return err
 }
 
 // wrap adds the operation to err once, keeping the store's sentinel errors

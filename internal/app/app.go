@@ -215,29 +215,14 @@ func (u *Upstream) QueryIncidents(ctx context.Context, m store.Monitor, kql stri
 	if err != nil {
 		return monitor.Page{}, err
 	}
-	t, err := u.Client.QueryLake(ctx, tok, m.SentinelWorkspaceID, kql)
+	// QueryIncidents sets each incident's TenantID to the connection's
+	// tenant: the row's TenantId column is the Log Analytics workspace, not
+	// the Entra tenant (deep links carry the tenant).
+	p, err := u.Client.QueryIncidents(ctx, tok, m.SentinelWorkspaceID, kql)
 	if err != nil {
 		return monitor.Page{}, err
 	}
-	incs, perr := sentinel.ParseIncidents(t)
-	page := monitor.Page{Incidents: incs, Rows: len(t.Rows)}
-	if perr != nil {
-		var re *sentinel.RowError
-		if !errors.As(perr, &re) {
-			return monitor.Page{}, perr
-		}
-		if j, ok := perr.(interface{ Unwrap() []error }); ok {
-			page.Invalid = j.Unwrap()
-		} else {
-			page.Invalid = []error{perr}
-		}
-	}
-	// The row's TenantId column is the Log Analytics workspace, not the
-	// Entra tenant: the tenant is the connection's (deep links carry it).
-	for i := range page.Incidents {
-		page.Incidents[i].TenantID = tok.TenantID
-	}
-	return page, nil
+	return monitor.Page{Incidents: p.Incidents, Rows: p.Rows, Invalid: p.Invalid}, nil
 }
 
 // NewestIncident finds the creation time of the newest incident of the

@@ -225,15 +225,11 @@ func (c *Client) PollIncidents(ctx context.Context, tok Token, workspaceID strin
 	if err != nil {
 		return nil, err
 	}
-	t, err := c.QueryLake(ctx, tok, workspaceID, kql)
+	page, err := c.QueryIncidents(ctx, tok, workspaceID, kql)
 	if err != nil {
 		return nil, err
 	}
-	incs, err := ParseIncidents(t)
-	for i := range incs {
-		incs[i].TenantID = tok.TenantID
-	}
-	return incs, err
+	return page.Incidents, errors.Join(page.Invalid...)
 }
 
 // SearchTables searches the data lake's table catalog (search_tables) and

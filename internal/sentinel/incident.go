@@ -1,7 +1,6 @@
 package sentinel
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Incident is one Sentinel incident read from a SecurityIncident row (the
@@ -68,68 +69,92 @@ func ParseIncidents(t *Table) ([]Incident, error) {
 	if t == nil {
 		return nil, errors.New("sentinel: parse incidents: no table")
 	}
-	col := func(name string) int { return t.ColumnIndex(name) }
-	var (
-		cName        = col("IncidentName")
-		cNumber      = col("IncidentNumber")
-		cTitle       = col("Title")
-		cDescription = col("Description")
-		cSeverity    = col("Severity")
-		cStatus      = col("Status")
-		cCreated     = col("CreatedTime")
-		cModified    = col("LastModifiedTime")
-		cProvider    = col("ProviderName")
-		cProviderID  = col("ProviderIncidentId")
-		cURL         = col("IncidentUrl")
-		cAdditional  = col("AdditionalData")
-	)
-	cell := func(row []any, i int) any {
-		if i < 0 || i >= len(row) {
-			return nil
-		}
-		return row[i]
-	}
+	out, errs := parseIncidents(t)
+	return out, errors.Join(errs...)
+}
 
+// parseIncidents is ParseIncidents with the row errors apart.
+func parseIncidents(t *Table) ([]Incident, []error) {
+	cols := incidentColumnsOf(t)
 	out := make([]Incident, 0, len(t.Rows))
 	var errs []error
 	for r, row := range t.Rows {
-		name := strings.TrimSpace(cellText(cell(row, cName)))
-		if name == "" {
-			errs = append(errs, &RowError{Row: r, Column: "IncidentName", Reason: "missing"})
-			continue
-		}
-		created, err := cellTime(cell(row, cCreated))
-		if err != nil {
-			errs = append(errs, &RowError{Row: r, Column: "CreatedTime", Reason: err.Error()})
-			continue
-		}
-		if created.IsZero() {
-			errs = append(errs, &RowError{Row: r, Column: "CreatedTime", Reason: "missing"})
-			continue
-		}
-		modified, _ := cellTime(cell(row, cModified))
-		number, _ := cellInt(cell(row, cNumber))
-		providerID := cellText(cell(row, cProviderID))
-		if isNone(providerID) {
-			providerID = ""
-		}
-		out = append(out, Incident{
-			Name:                name,
-			Number:              number,
-			Title:               cellText(cell(row, cTitle)),
-			Description:         cellText(cell(row, cDescription)),
-			Severity:            cellText(cell(row, cSeverity)),
-			Status:              cellText(cell(row, cStatus)),
-			CreatedTime:         created,
-			LastModifiedTime:    modified,
-			ProviderName:        cellText(cell(row, cProvider)),
-			ProviderIncidentID:  strings.TrimSpace(providerID),
-			IncidentURL:         strings.TrimSpace(cellText(cell(row, cURL))),
-			ProviderIncidentURL: dynamicString(cell(row, cAdditional), "providerIncidentUrl"),
-			Payload:             t.RowObject(r),
+		inc, err := cols.incident(r, func(i int) any {
+			if i < 0 || i >= len(row) {
+				return nil
+			}
+			return row[i]
 		})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		inc.Payload = t.RowObject(r)
+		out = append(out, inc)
 	}
-	return out, errors.Join(errs...)
+	return out, errs
+}
+
+// incidentColumns are the indexes of the columns an Incident is read from,
+// -1 for a column the table lacks.
+type incidentColumns struct {
+	name, number, title, description, severity, status, created, modified,
+	provider, providerID, url, additional int
+}
+
+func incidentColumnsOf(t *Table) incidentColumns {
+	return incidentColumns{
+		name:        t.ColumnIndex("IncidentName"),
+		number:      t.ColumnIndex("IncidentNumber"),
+		title:       t.ColumnIndex("Title"),
+		description: t.ColumnIndex("Description"),
+		severity:    t.ColumnIndex("Severity"),
+		status:      t.ColumnIndex("Status"),
+		created:     t.ColumnIndex("CreatedTime"),
+		modified:    t.ColumnIndex("LastModifiedTime"),
+		provider:    t.ColumnIndex("ProviderName"),
+		providerID:  t.ColumnIndex("ProviderIncidentId"),
+		url:         t.ColumnIndex("IncidentUrl"),
+		additional:  t.ColumnIndex("AdditionalData"),
+	}
+}
+
+// incident reads row r, whose cells cell gives by column index (nil for an
+// index out of the row), into an Incident without its Payload: both ways of
+// reading a page (ParseIncidents, ParseIncidentPage) go through here, so
+// they cannot disagree on what a row means.
+func (c *incidentColumns) incident(r int, cell func(i int) any) (Incident, error) {
+	name := strings.TrimSpace(cellText(cell(c.name)))
+	if name == "" {
+		return Incident{}, &RowError{Row: r, Column: "IncidentName", Reason: "missing"}
+	}
+	created, err := cellTime(cell(c.created))
+	if err != nil {
+		return Incident{}, &RowError{Row: r, Column: "CreatedTime", Reason: err.Error()}
+	}
+	if created.IsZero() {
+		return Incident{}, &RowError{Row: r, Column: "CreatedTime", Reason: "missing"}
+	}
+	modified, _ := cellTime(cell(c.modified))
+	number, _ := cellInt(cell(c.number))
+	providerID := cellText(cell(c.providerID))
+	if isNone(providerID) {
+		providerID = ""
+	}
+	return Incident{
+		Name:                name,
+		Number:              number,
+		Title:               cellText(cell(c.title)),
+		Description:         cellText(cell(c.description)),
+		Severity:            cellText(cell(c.severity)),
+		Status:              cellText(cell(c.status)),
+		CreatedTime:         created,
+		LastModifiedTime:    modified,
+		ProviderName:        cellText(cell(c.provider)),
+		ProviderIncidentID:  strings.TrimSpace(providerID),
+		IncidentURL:         strings.TrimSpace(cellText(cell(c.url))),
+		ProviderIncidentURL: dynamicString(cell(c.additional), "providerIncidentUrl"),
+	}, nil
 }
 
 // isNone reports the spellings of "no value" seen in real rows.
@@ -218,24 +243,72 @@ func cellTime(v any) (time.Time, error) {
 // dynamicString reads a string field of a dynamic column, which real rows
 // carry as a JSON string holding an object and others as the object itself.
 func dynamicString(v any, field string) string {
-	var raw []byte
+	var raw string
 	switch v := v.(type) {
 	case string:
-		raw = []byte(v)
-	case json.RawMessage:
 		raw = v
+	case json.RawMessage:
+		raw = string(v)
 	case map[string]any:
 		s, _ := v[field].(string)
 		return strings.TrimSpace(s)
 	default:
 		return ""
 	}
-	raw = bytes.TrimSpace(raw)
+	raw = strings.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		return ""
 	}
+	// Every row of a page has one: read the field in place rather than
+	// decode the object into a map, when the object is plain (valid, the
+	// field spelled exactly, its text valid Unicode: see rowReader.cell).
+	// The loop is members' (page.go) written out, so that the names read
+	// need no copies.
+	dec := newDecoder([]byte(raw))
+	if _, err := dec.ReadToken(); err != nil { // '{'
+		return dynamicStringDecoded(raw, field)
+	}
+	value := "" // the field's JSON string, "" for none
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return dynamicStringDecoded(raw, field)
+		}
+		if key := name.String(); key != field {
+			if strings.EqualFold(key, field) || dec.SkipValue() != nil {
+				return dynamicStringDecoded(raw, field)
+			}
+			continue
+		}
+		kind := dec.PeekKind()
+		start, end, ok := readValue(dec)
+		if !ok {
+			return dynamicStringDecoded(raw, field)
+		}
+		value = "" // the last one counts, as in encoding/json's map
+		if kind == '"' {
+			value = raw[start:end]
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil || !atEOF(dec) {
+		return dynamicStringDecoded(raw, field)
+	}
+	if value == "" {
+		return ""
+	}
+	var buf [256]byte
+	s, err := jsontext.AppendUnquote(buf[:0], value)
+	if err != nil {
+		return dynamicStringDecoded(raw, field)
+	}
+	return strings.TrimSpace(string(s))
+}
+
+// dynamicStringDecoded is dynamicString through encoding/json: for invalid
+// text, keys with escapes, and the field in another case.
+func dynamicStringDecoded(raw, field string) string {
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
+	if err := json.Unmarshal([]byte(raw), &obj); err != nil {
 		return ""
 	}
 	fv, ok := obj[field]

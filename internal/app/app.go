@@ -155,6 +155,10 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	}
 	stopEngine()
 	<-engDone
+	// The tool calls are answered; their audit records are written now.
+	if e := a.Tools.Close(); e != nil {
+		a.Log.Warn("close tools", "err", e)
+	}
 	// Ends the MCP sessions held with Microsoft (polls and tools are done).
 	if e := a.Sentinel.Close(); e != nil {
 		a.Log.Warn("close sentinel client", "err", e)
@@ -168,8 +172,11 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Close releases the store when Run was never called.
-func (a *App) Close() error { return a.Store.Close() }
+// Close releases the store when Run was never called, after writing the
+// audit records of the tool calls made (through Handler) until then.
+func (a *App) Close() error {
+	return errors.Join(a.Tools.Close(), a.Store.Close())
+}
 
 // CreateWorkspace makes a Clarion workspace with a first API token, which is
 // returned once (only its hash is stored).

@@ -13,5 +13,6 @@
 // MCP for triage, Sentinel platform for the data lake) through package
 // sentinel; failures become an Error with a stable code and a sentence an
 // agent can act on; large results are capped with a marker; and an audit
-// record (arguments redacted) is written for every call.
+// record (arguments redacted) is written for every call, by a writer that
+// takes the commit off the call's path and that Service.Close flushes.
 package tools

@@ -43,14 +43,16 @@ type Handler struct {
 // NewHandler builds the HTTP side of svc.
 func NewHandler(svc *Service) *Handler {
 	h := &Handler{svc: svc, log: svc.log()}
-	// Stateless: every request builds the skill's server from the store, so
-	// a toolset attached or detached shows at the next tools/list, any
+	// Stateless: every request reads the skill from the store, so a
+	// toolset attached or detached shows at the next tools/list, any
 	// replica can answer any request, and no session outlives a token.
 	// Tokens, not cookies, authenticate these requests, so the SDK's DNS
 	// rebinding guard (which would refuse a reverse proxy's Host) is off.
 	h.mcp = mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
-		srv, _ := r.Context().Value(serverKey{}).(*mcp.Server)
-		return srv
+		if mr, ok := r.Context().Value(mcpRequestKey{}).(*mcpRequest); ok {
+			return mr.srv
+		}
+		return nil
 	}, &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true, DisableLocalhostProtection: true, Logger: h.log})
 	return h
 }
@@ -69,7 +71,18 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/audit", h.auth(h.audit))
 }
 
-type serverKey struct{}
+// mcpRequestKey carries an MCP request's *mcpRequest on its context: the
+// SDK hands the request's context to the tool handlers of the stateless
+// session it makes for the request.
+type mcpRequestKey struct{}
+
+// mcpRequest is what one MCP request runs with: its caller, the skill as
+// read for this request, and the skill's server.
+type mcpRequest struct {
+	caller Caller
+	skill  store.Skill
+	srv    *mcp.Server
+}
 
 // ---- authentication ----
 
@@ -100,12 +113,19 @@ func (h *Handler) serveMCP(w http.ResponseWriter, r *http.Request) {
 		h.writeErr(w, err)
 		return
 	}
-	srv := h.svc.skillServer(c, sk)
-	h.mcp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), serverKey{}, srv)))
+	mr := &mcpRequest{caller: c, skill: sk, srv: h.svc.skillServer(sk)}
+	h.mcp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), mcpRequestKey{}, mr)))
 }
 
-// skillServer is an MCP server with the tools of a skill as it is now.
-func (s *Service) skillServer(c Caller, sk store.Skill) *mcp.Server {
+// skillServer is an MCP server with the tools of a skill as it is now. A
+// server is built once per version of a skill and then shared by the
+// requests that read that same version: it holds nothing of a caller, whose
+// identity its tools take from the request (mcpRequest).
+func (s *Service) skillServer(sk store.Skill) *mcp.Server {
+	return s.servers.get(sk, s.buildSkillServer)
+}
+
+func (s *Service) buildSkillServer(sk store.Skill) *mcp.Server {
 	var names []string
 	for _, id := range sk.Toolsets {
 		if ts, ok := ToolsetByID(id); ok {
@@ -127,11 +147,18 @@ func (s *Service) skillServer(c Caller, sk store.Skill) *mcp.Server {
 		&mcp.ServerOptions{Instructions: instr, HasTools: true, Logger: s.log()})
 	yes := true
 	for _, t := range ToolsOf(sk.Toolsets) {
-		t := t
 		srv.AddTool(&mcp.Tool{
 			Name: t.Name, Title: t.Title, Description: t.Description, InputSchema: t.InputSchema(),
 			Annotations: &mcp.ToolAnnotations{Title: t.Title, ReadOnlyHint: true, OpenWorldHint: &yes},
 		}, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			// The server is shared: the caller and the skill come from this
+			// request alone. Without them, or with another skill than the
+			// one this server was built for, nothing runs.
+			mr, ok := ctx.Value(mcpRequestKey{}).(*mcpRequest)
+			if !ok || mr.skill.ID != sk.ID || mr.skill.WorkspaceID != mr.caller.WorkspaceID {
+				e := s.internal("mcp tool call", fmt.Errorf("tools: request of skill %q has no caller or another skill", sk.Name))
+				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: e.Text()}}}, nil
+			}
 			var args json.RawMessage
 			if req.Params != nil {
 				args = req.Params.Arguments
@@ -141,7 +168,7 @@ func (s *Service) skillServer(c Caller, sk store.Skill) *mcp.Server {
 			// to Microsoft: call with ctx's cancellation only.
 			cctx, cancel := detach(ctx)
 			defer cancel()
-			res := s.Call(cctx, c, sk.Name, t.Name, args)
+			res := s.callSkill(cctx, mr.caller, mr.skill, t.Name, args)
 			if res.Err != nil {
 				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: res.Err.Text()}}}, nil
 			}

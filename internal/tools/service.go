@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/clarion/sentinel/internal/connection"
@@ -41,6 +42,26 @@ type Service struct {
 	// CallTimeout bounds one call to Microsoft (default 2 minutes, the
 	// MCP streaming limit of MICROSOFT.md §3).
 	CallTimeout time.Duration
+
+	auditOnce sync.Once
+	auditW    *auditWriter
+	servers   skillServers
+}
+
+// auditor starts the audit writer at first use: Service is built as a
+// struct literal, and its zero value must work.
+func (s *Service) auditor() *auditWriter {
+	s.auditOnce.Do(func() { s.auditW = newAuditWriter(s.Store, s.log()) })
+	return s.auditW
+}
+
+// Close writes the audit records still queued and stops the audit writer.
+// Calls made after Close write their records before they return. Call it
+// after the HTTP server has shut down and before the store closes. It is
+// idempotent.
+func (s *Service) Close() error {
+	s.auditor().close()
+	return nil
 }
 
 // DefaultCallTimeout bounds one call to Microsoft.
@@ -124,6 +145,9 @@ func (s *Service) GetSkill(ctx context.Context, workspaceID, name string) (store
 		return store.Skill{}, skillNotFound(name)
 	}
 	sk, err := s.Store.GetSkill(ctx, workspaceID, n)
+	if errors.Is(err, store.ErrNotFound) {
+		s.servers.forget(workspaceID, n) // deleted, perhaps by another replica
+	}
 	return sk, s.storeError("get skill", n, err)
 }
 
@@ -191,11 +215,20 @@ func (s *Service) DeleteSkill(ctx context.Context, workspaceID, name string) err
 	if verr != nil {
 		return skillNotFound(name)
 	}
-	return s.storeError("delete skill", n, s.Store.DeleteSkill(ctx, workspaceID, n))
+	err := s.Store.DeleteSkill(ctx, workspaceID, n)
+	if err == nil {
+		s.servers.forget(workspaceID, n)
+	}
+	return s.storeError("delete skill", n, err)
 }
 
-// Audit lists a workspace's tool-call records, newest first.
+// Audit lists a workspace's tool-call records, newest first. The records
+// of calls this replica answered before are in it: it waits for them to be
+// written.
 func (s *Service) Audit(ctx context.Context, workspaceID string, f store.ToolCallFilter) ([]store.ToolCall, error) {
+	if err := s.auditor().sync(ctx); err != nil {
+		return nil, fmt.Errorf("tools: list audit: %w", err)
+	}
 	calls, err := s.Store.ListToolCalls(ctx, workspaceID, f)
 	if err != nil {
 		return nil, fmt.Errorf("tools: list audit: %w", err)
@@ -218,9 +251,20 @@ type Result struct {
 // workspace, has the tool's toolset attached, and the arguments passed
 // their checks; it uses only the caller's workspace's connection.
 func (s *Service) Call(ctx context.Context, c Caller, skill, tool string, args json.RawMessage) Result {
+	return s.run(ctx, c, skill, nil, tool, args)
+}
+
+// callSkill is Call with the skill the request has read already (the MCP
+// endpoint reads it to know which tools to offer), so that the store is
+// not asked twice.
+func (s *Service) callSkill(ctx context.Context, c Caller, sk store.Skill, tool string, args json.RawMessage) Result {
+	return s.run(ctx, c, sk.Name, &sk, tool, args)
+}
+
+func (s *Service) run(ctx context.Context, c Caller, skill string, sk *store.Skill, tool string, args json.RawMessage) Result {
 	started := time.Now()
 	calledAt := s.now()
-	res := s.call(ctx, c, skill, tool, args)
+	res := s.call(ctx, c, skill, sk, tool, args)
 	rec := store.ToolCall{
 		ID: store.NewID(), WorkspaceID: c.WorkspaceID, Skill: cleanText(strings.ToLower(strings.TrimSpace(skill)), 128), TokenID: c.TokenID, UserID: c.UserID,
 		Tool: cleanText(tool, 128), Arguments: RedactArguments(args), Outcome: CodeOK, Duration: time.Since(started), CalledAt: calledAt,
@@ -228,35 +272,43 @@ func (s *Service) Call(ctx context.Context, c Caller, skill, tool string, args j
 	if res.Err != nil {
 		rec.Outcome, rec.Error = res.Err.Code, RedactText(cleanText(res.Err.Message, 2000))
 	}
-	// The record is written even when the caller went away.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := s.Store.InsertToolCall(actx, rec); err != nil {
-		s.log().Error("tools: write audit record", "workspace_id", c.WorkspaceID, "tool", rec.Tool, "err", err)
-	}
+	// Queued, not committed: the answer does not wait for the database. The
+	// record is written even when the caller went away (auditWriter says
+	// what a crash loses).
+	s.auditor().add(rec)
 	return res
 }
 
-func (s *Service) call(ctx context.Context, c Caller, skillName, toolName string, raw json.RawMessage) Result {
+// call runs the tool; sk is the skill when the caller has read it, else
+// nil and call reads it.
+func (s *Service) call(ctx context.Context, c Caller, skillName string, sk *store.Skill, toolName string, raw json.RawMessage) Result {
 	fail := func(e *Error) Result { return Result{Err: e} }
 	n, verr := NormalizeSkillName(skillName)
 	if verr != nil {
 		return fail(skillNotFound(skillName))
 	}
-	sk, err := s.Store.GetSkill(ctx, c.WorkspaceID, n)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return fail(skillNotFound(n))
+	if sk == nil {
+		got, err := s.Store.GetSkill(ctx, c.WorkspaceID, n)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return fail(skillNotFound(n))
+			}
+			return fail(s.internal("read skill", err))
 		}
-		return fail(s.internal("read skill", err))
+		sk = &got
+	}
+	// A skill read for another workspace never runs (it cannot happen
+	// through the handlers, which read it with the caller's workspace).
+	if sk.WorkspaceID != c.WorkspaceID || sk.Name != n {
+		return fail(skillNotFound(n))
 	}
 	t, ok := ToolByName(toolName)
 	if !ok {
-		return fail(&Error{Code: CodeUnknownTool, Message: fmt.Sprintf("There is no tool named %q. The tools of skill %q: %s.", clip(toolName, 64), n, toolNames(sk))})
+		return fail(&Error{Code: CodeUnknownTool, Message: fmt.Sprintf("There is no tool named %q. The tools of skill %q: %s.", clip(toolName, 64), n, toolNames(*sk))})
 	}
 	if !slices.Contains(sk.Toolsets, t.Toolset) {
 		ts, _ := ToolsetByID(t.Toolset)
-		return fail(&Error{Code: CodeToolNotInSkill, Message: fmt.Sprintf("Skill %q does not have %s: its toolset %q (%s) is not attached. The tools of this skill: %s.", n, t.Name, ts.ID, ts.Name, toolNames(sk))})
+		return fail(&Error{Code: CodeToolNotInSkill, Message: fmt.Sprintf("Skill %q does not have %s: its toolset %q (%s) is not attached. The tools of this skill: %s.", n, t.Name, ts.ID, ts.Name, toolNames(*sk))})
 	}
 	args, verr := t.validate(raw)
 	if verr != nil {

@@ -3,6 +3,7 @@ package tools
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -278,4 +279,94 @@ func TestErrorText(t *testing.T) {
 			t.Errorf("NormalizeSkillName(%q) accepted", b)
 		}
 	}
+}
+
+// capSeeds are answers near every edge of the fast path: lists at and over
+// the limit, characters that grow when encoded again, escapes, invalid
+// UTF-8, arrays the slow path never cuts, and text that is not JSON.
+var capSeeds = []string{
+	`{"value":[1,2,3]}`,
+	`{"value":[1,2,3,4]}`,
+	`{"value":[[1,2,3,4]]}`,
+	`{"columns":[1,2,3,4],"rows":[]}`,
+	`[1,2,3,4,5]`,
+	`{"a":"<<<<<<<<<<>>>>>>>>>>&&&&&&&&&&"}`,
+	`{"a":"\b\f\n\r\t\"\\\/\u0000\u003c\u2028\ud83d\ude00\ud800"}`,
+	"{\"a\":\"\xff\xfe\xe2\x80\xa8 caf\xc3\xa9\"}",
+	`{"a":"x,y,z,[,],{,}","b":[",",",",","]}`,
+	`{"a": [ 1 , 2 ] , "b" : { "c" : [ ] } }`,
+	`{"a":1}{"b":2}`,
+	`{"a":`,
+	`plain text, [1,2,3,4]`,
+	`"just a string"`,
+	`{"a":{"a":{"a":[{"b":[1,2,3]},{"b":[]}]}}}`,
+}
+
+// capLimits are tight limits, so that the seeds cross them.
+var capLimits = []Limits{
+	{MaxItems: 3, MaxBytes: 1024 + 40, MaxText: 5},
+	{MaxItems: 3, MaxBytes: 1024 + 120, MaxText: 5},
+	{MaxItems: 1000, MaxBytes: 1024 + 200, MaxText: 1000},
+	{},
+}
+
+// checkFastPath fails when the fast path keeps an answer the slow path
+// would change.
+func checkFastPath(t *testing.T, data []byte) {
+	for _, lim := range capLimits {
+		lim = lim.withDefaults()
+		if !fitsUncapped(data, lim) {
+			continue
+		}
+		if out, cut := capDecoded(data, lim); cut || string(out) != string(data) {
+			t.Fatalf("limits %+v: fast path keeps %q, the slow path gives %q (cut %v)", lim, data, out, cut)
+		}
+	}
+}
+
+func TestCapResultFastPathAgreesWithTheSlowPath(t *testing.T) {
+	t.Parallel()
+	for _, s := range capSeeds {
+		checkFastPath(t, []byte(s))
+	}
+	// The fast path is taken for answers that fit, and not for one that
+	// does not.
+	if !fitsUncapped([]byte(`{"value":[1,2,3]}`), Limits{MaxItems: 3}.withDefaults()) {
+		t.Error("a small answer goes the slow way")
+	}
+	if fitsUncapped([]byte(`{"value":[1,2,3,4]}`), Limits{MaxItems: 3}.withDefaults()) {
+		t.Error("a list over MaxItems takes the fast path")
+	}
+	// Random answers built from the seeds' pieces.
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{`1`, `"<&>"`, `"\u2028"`, "\"\xff\"", `"é"`, `"\b"`, `null`, `"a,b"`, `[]`, `{}`}
+	var gen func(depth int) string
+	gen = func(depth int) string {
+		if depth == 0 || rng.IntN(3) == 0 {
+			return pieces[rng.IntN(len(pieces))]
+		}
+		n := rng.IntN(6)
+		var parts []string
+		if rng.IntN(2) == 0 {
+			for range n {
+				parts = append(parts, gen(depth-1))
+			}
+			return "[" + strings.Join(parts, ",") + "]"
+		}
+		keys := []string{"value", "rows", "columns", "a"}
+		for i := range n {
+			parts = append(parts, fmt.Sprintf(`"%s%d":%s`, keys[rng.IntN(len(keys))], i, gen(depth-1)))
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	}
+	for range 3000 {
+		checkFastPath(t, []byte(gen(4)))
+	}
+}
+
+func FuzzCapResultFastPath(f *testing.F) {
+	for _, s := range capSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkFastPath(t, data) })
 }

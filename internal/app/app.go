@@ -217,11 +217,12 @@ func (u *Upstream) token(ctx context.Context, workspaceID string) (sentinel.Toke
 }
 
 // QueryIncidents runs a poll query for a monitor.
-func (u *Upstream) QueryIncidents(ctx context.Context, m store.Monitor, kql string) (monitor.Page, error) {
-	tok, err := u.token(ctx, m.WorkspaceID)
+func (u *Upstream) QueryIncidents(ctx context.Context, conn store.Connection, m store.Monitor, kql string) (monitor.Page, error) {
+	t, err := u.Connections.AccessTokenWith(ctx, conn, connection.SentinelPlatform)
 	if err != nil {
 		return monitor.Page{}, err
 	}
+	tok := sentinel.Token{Value: t.Value, TenantID: t.TenantID}
 	// QueryIncidents sets each incident's TenantID to the connection's
 	// tenant: the row's TenantId column is the Log Analytics workspace, not
 	// the Entra tenant (deep links carry the tenant).

@@ -60,6 +60,17 @@ func (s *Service) AccessToken(ctx context.Context, workspaceID, resource string)
 		}
 		return Token{}, err
 	}
+	return s.AccessTokenWith(ctx, conn, resource)
+}
+
+// AccessTokenWith is AccessToken for a caller that has just read the
+// workspace's stored connection itself (the monitor engine reads it at the
+// start of every poll): the same checks and cache, one read fewer.
+func (s *Service) AccessTokenWith(ctx context.Context, conn store.Connection, resource string) (Token, error) {
+	if resource == "" {
+		return Token{}, errors.New("connection: access token: no resource")
+	}
+	workspaceID := conn.WorkspaceID
 	if err := s.usable(conn, resource); err != nil {
 		return Token{}, err
 	}

@@ -50,11 +50,11 @@ type recorder struct {
 	queries []string
 }
 
-func (r *recorder) QueryIncidents(ctx context.Context, m store.Monitor, kql string) (monitor.Page, error) {
+func (r *recorder) QueryIncidents(ctx context.Context, conn store.Connection, m store.Monitor, kql string) (monitor.Page, error) {
 	r.mu.Lock()
 	r.queries = append(r.queries, kql)
 	r.mu.Unlock()
-	return r.next.QueryIncidents(ctx, m, kql)
+	return r.next.QueryIncidents(ctx, conn, m, kql)
 }
 
 func (r *recorder) all() []string { r.mu.Lock(); defer r.mu.Unlock(); return slices.Clone(r.queries) }

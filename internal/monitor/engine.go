@@ -438,7 +438,7 @@ func (e *Engine) pollClaimed(ctx context.Context, ms []store.Monitor) (time.Time
 			perr = throttledError{until.Sub(now)}
 		} else {
 			pctx, cancel := context.WithTimeout(lctx, e.cfg.PollTimeout)
-			res, perr = e.sweep(pctx, subs, leases)
+			res, perr = e.sweep(pctx, conn, subs, leases)
 			cancel()
 			if cause := context.Cause(lctx); perr != nil && errors.Is(cause, store.ErrLeaseLost) {
 				perr = cause

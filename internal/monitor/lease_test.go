@@ -24,7 +24,7 @@ func newBlockingSource() *blockingSource {
 	return &blockingSource{started: make(chan struct{}, 1), release: make(chan struct{}), ended: make(chan error, 1)}
 }
 
-func (b *blockingSource) QueryIncidents(ctx context.Context, m store.Monitor, kql string) (monitor.Page, error) {
+func (b *blockingSource) QueryIncidents(ctx context.Context, _ store.Connection, m store.Monitor, kql string) (monitor.Page, error) {
 	b.started <- struct{}{}
 	select {
 	case <-b.release:

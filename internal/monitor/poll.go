@@ -12,10 +12,11 @@ import (
 )
 
 // Source runs one KQL query against the Sentinel workspace of a monitor,
-// under the connection of the monitor's Clarion workspace. The app wires it
-// to the connection service (tokens) and the Sentinel MCP client.
+// under conn, the connection of the monitor's Clarion workspace as the poll
+// has just read it. The app wires it to the connection service (tokens)
+// and the Sentinel MCP client.
 type Source interface {
-	QueryIncidents(ctx context.Context, m store.Monitor, kql string) (Page, error)
+	QueryIncidents(ctx context.Context, conn store.Connection, m store.Monitor, kql string) (Page, error)
 }
 
 // Page is one answer to a poll query.
@@ -126,7 +127,7 @@ type fetched struct {
 // known before): decoding a page and writing the previous one overlap, on
 // two cores nearly halving a backlog's catch-up (clarion bench, burst). A
 // failed commit drops the page asked for.
-func (e *Engine) sweep(ctx context.Context, subs []*subscriber, leases *leaseSet) (feedResult, error) {
+func (e *Engine) sweep(ctx context.Context, conn store.Connection, subs []*subscriber, leases *leaseSet) (feedResult, error) {
 	var res feedResult
 	now := e.now()
 	first := subs[0]
@@ -146,7 +147,7 @@ func (e *Engine) sweep(ctx context.Context, subs []*subscriber, leases *leaseSet
 			return out
 		}
 		go func() {
-			page, err := e.source.QueryIncidents(fctx, first.m, q)
+			page, err := e.source.QueryIncidents(fctx, conn, first.m, q)
 			out <- fetched{page, err}
 		}()
 		return out

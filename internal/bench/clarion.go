@@ -88,7 +88,8 @@ func (c *clarion) stopEngine() {
 	}
 }
 
-// close shuts down in the order App.Run does: HTTP, monitors, store.
+// close shuts down in the order App.Run does: HTTP, monitors, the tool
+// calls' audit records, the MCP sessions, store.
 func (c *clarion) close() error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -97,6 +98,7 @@ func (c *clarion) close() error {
 		err = nil
 	}
 	c.stopEngine()
+	err = errors.Join(err, c.app.Tools.Close())
 	_ = c.app.Sentinel.Close()
 	return errors.Join(err, c.app.Store.Close())
 }

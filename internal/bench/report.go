@@ -171,18 +171,18 @@ func (r *StoreResult) Verdicts(o Options) []Verdict {
 	add("p99 schedule lag ≤ 2 s", secs(lv.Lag.P99), lv.Lag.N > 0 && lv.Lag.P99 <= 2*time.Second,
 		fmt.Sprintf("polls start late when the process gets no CPU: load average %.1f on %d cores while measured", load, numCPU()))
 	add("RSS ≤ 300 MB", fmt.Sprintf("%s (peak)", mb(lv.PeakRSS)), lv.PeakRSS > 0 && lv.PeakRSS <= 300<<20,
-		fmt.Sprintf("%d goroutines (one loop per monitor, HTTP and MCP session goroutines per tenant) hold %s of stacks next to a %s heap, and the heap may double between collections (GOGC=100)", lv.Goroutines, mb(lv.Stacks), mb(lv.Heap)))
+		fmt.Sprintf("%d goroutines (one loop per feed, HTTP and MCP session goroutines per tenant) hold %s of stacks next to a %s heap, and the heap may double between collections (GOGC=100)", lv.Goroutines, mb(lv.Stacks), mb(lv.Heap)))
 	idle := coreShare(lv.CPU, lv.Window)
 	db := "each statement parsed anew by the SQLite driver"
 	if r.Name == "PostgreSQL" {
 		db = "each a round trip to PostgreSQL"
 	}
 	add("idle CPU ≤ 25 % of one core", fmt.Sprintf("%.1f %% (%s per poll)", idle, secs(perPoll(lv.CPU, lv.Polls))), idle <= 25,
-		fmt.Sprintf("an idle poll claims its lease, reads the connection row twice and writes its health (%s) and makes one MCP call; monitors sharing a Sentinel workspace each repeat the query", db))
+		fmt.Sprintf("an idle feed poll claims its monitors' leases, reads the connection row twice (the poll, then the token cache) and writes each monitor's health (%s), and makes one MCP call whose answer is decoded", db))
 
 	perWS := perInterval(lv.Queries, lv.Window, o.Interval) / float64(max(lv.SentinelWorkspaces, 1))
 	add("1 query per (tenant, Sentinel workspace) per interval", fmt.Sprintf("%.2f", perWS), perWS >= 0.95 && perWS <= 1.05,
-		fmt.Sprintf("each monitor queries on its own; %d monitors share each Sentinel workspace here, so each workspace is queried that many times",
+		fmt.Sprintf("the %d monitors of a Sentinel workspace here did not always poll together (a feed's monitors fall apart when they are due at different times: a new or failing monitor, another replica); above 1, some sweeps served only part of a feed",
 			max(o.MonitorsPerTenant/o.WorkspacesPerTenant, 1)))
 
 	k := r.Tokens
@@ -193,8 +193,8 @@ func (r *StoreResult) Verdicts(o Options) []Verdict {
 	b := r.Burst
 	share := 100 * b.Rate() / max(b.RawRate(), 1e-9)
 	add("burst ingest ≥ 50 % of the raw insert rate", fmt.Sprintf("%.0f %% (%.0f of %.0f rows/s)", share, b.Rate(), b.RawRate()), share >= 50,
-		fmt.Sprintf("Clarion spends %s of CPU per alert (decoding the MCP answer, then the table inside its text, then each row's payload; mapping; checks) against %s to insert it, and a monitor fetches and commits its pages one after the other on one goroutine",
-			secs(perPoll(b.CPU, b.Incidents)), secs(perPoll(b.RawCPU, b.RawRows))))
+		fmt.Sprintf("Clarion spends %s of CPU per alert against %s to insert it; the next page is fetched while one commits, and fetching is the slower chain: the lake's own work (%s per incident, on the same cores here) and the MCP SDK's decode of its answer",
+			secs(perPoll(b.CPU, b.Incidents)), secs(perPoll(b.RawCPU, b.RawRows)), secs(perPoll(b.LakeCPU, b.Incidents))))
 	grow := sub(b.PeakHeap, b.BaseHeap)
 	add("burst memory bounded (not the backlog)", fmt.Sprintf("heap +%s for a %s backlog", mb(grow), mb(b.Backlog)),
 		b.Backlog > 0 && (grow < b.Backlog/4 || grow < 16<<20), "the heap grew by more than a quarter of the backlog (and by more than 16 MB)")
@@ -205,6 +205,6 @@ func (r *StoreResult) Verdicts(o Options) []Verdict {
 		strings.TrimSpace(fmt.Sprintf("%d of %d committed; a poll waits up to one interval for its slot, plus its lag and duration", l.Committed, l.Incidents)))
 	t := r.Tools
 	add("tool proxy overhead p50 ≤ 2 ms", secs(t.Added.P50), t.Calls > 0 && t.Added.P50 <= 2*time.Millisecond,
-		"per call Clarion looks up the API token, reads the skill twice, builds the skill's MCP server anew, reads the connection, and commits the audit record before it answers")
+		"per call Clarion looks up the API token, reads the skill and the connection (two round trips on PostgreSQL), and relays the call over a second MCP session; the audit record is queued, not committed, before it answers")
 	return vs
 }

@@ -65,9 +65,13 @@ func Defaults() Config {
 		SentinelMCPURL: DefaultSentinelMCPURL,
 		PollInterval:   60 * time.Second,
 		Lookback:       15 * time.Minute,
-		PageSize:       200,
-		PortalHosts:    append([]string(nil), DefaultPortalHosts...),
-		LogLevel:       "info",
+		// The data lake allows 45 queries a minute (MICROSOFT.md §3): each
+		// page is a query, so a sweep over a busy look-back window, or a
+		// backlog, should take as few as possible. 1,000 rows of ~2 KB are
+		// far below the 500,000-row and 64 MB caps of one answer.
+		PageSize:    1000,
+		PortalHosts: append([]string(nil), DefaultPortalHosts...),
+		LogLevel:    "info",
 	}
 }
 

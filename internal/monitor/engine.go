@@ -38,7 +38,7 @@ type Config struct {
 	Owner           string        // this replica's lease owner id
 	Interval        time.Duration // poll interval (default 60s)
 	Lookback        time.Duration // re-read window behind the watermark (default 15m)
-	PageSize        int           // rows per query page (default 200)
+	PageSize        int           // rows per query page (default 1000, as config's)
 	MaxPagesPerPoll int           // page budget of one poll (default 20)
 	PollTimeout     time.Duration // one poll's deadline (default max(interval, 30s))
 	LeaseTTL        time.Duration // poll lease length unless renewed (default interval/2, at least 1s; see keepLease)
@@ -57,7 +57,7 @@ func (c Config) withDefaults() Config {
 		c.Lookback = 0
 	}
 	if c.PageSize <= 0 {
-		c.PageSize = 200
+		c.PageSize = 1000
 	}
 	if c.MaxPagesPerPoll <= 0 {
 		c.MaxPagesPerPoll = 20

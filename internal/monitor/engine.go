@@ -105,7 +105,10 @@ type Engine struct {
 	// asking the gate (one lock for both deadlocked the engine).
 	throttleMu sync.Mutex
 	throttle   map[string]time.Time // tenant id → no request before this time
-	wg         sync.WaitGroup
+
+	unconfirmedMu sync.Mutex
+	unconfirmed   map[feedKey]unconfirmedAnswer // see noteUnconfirmed
+	wg            sync.WaitGroup
 }
 
 type loop struct {
@@ -137,6 +140,8 @@ func New(cfg Config, st store.Store, src Source) *Engine {
 		reload:   make(chan struct{}, 1),
 		loops:    make(map[feedKey]*loop),
 		throttle: make(map[string]time.Time),
+
+		unconfirmed: make(map[feedKey]unconfirmedAnswer),
 	}
 }
 

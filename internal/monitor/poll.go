@@ -152,6 +152,7 @@ func (e *Engine) sweep(ctx context.Context, conn store.Connection, subs []*subsc
 		}()
 		return out
 	}
+	k := keyOf(first.m)
 	pending := fetch(params)
 	for {
 		f := <-pending
@@ -164,6 +165,16 @@ func (e *Engine) sweep(ctx context.Context, conn store.Connection, subs []*subsc
 		if !params.AfterTime.IsZero() && len(incs) > 0 && !keyAfter(incs[0], params.AfterTime, params.AfterName) {
 			// The answer does not follow the cursor we sent (the same page
 			// again, or paging ignored): stop here, keep what was committed.
+			return res, ErrPagingStalled
+		}
+		if len(incs) > 0 && incs[0].CreatedTime.Before(params.Start.Truncate(100*time.Nanosecond)) {
+			// Rows from before the sweep's start (the query asks for none;
+			// Kusto keeps 100 ns ticks): an answer to another query.
+			return res, ErrPagingStalled
+		}
+		if e.replayed(k, params, page) {
+			// Microsoft answered with the page fetched ahead of a failed
+			// commit, for another query: it skips rows never committed.
 			return res, ErrPagingStalled
 		}
 		if len(page.Invalid) > 0 {
@@ -181,7 +192,7 @@ func (e *Engine) sweep(ctx context.Context, conn store.Connection, subs []*subsc
 			if leases.lost(s.m.ID) {
 				continue
 			}
-			s.counts.Invalid += len(page.Invalid)
+			s.counts.Invalid += invalidIn(s, page)
 			e.take(s, incs, now)
 			s.progress = store.Progress{Watermark: s.watermark}
 			switch {
@@ -200,16 +211,108 @@ func (e *Engine) sweep(ctx context.Context, conn store.Connection, subs []*subsc
 			pending = fetch(params)
 		}
 		if err := e.commit(ctx, subs, leases); err != nil {
+			if more {
+				e.noteUnconfirmed(k, params, pending)
+			}
 			return res, err
 		}
 		switch {
 		case !full:
+			e.forgetUnconfirmed(k)
 			return res, nil
 		case !more:
 			res.more = true
 			return res, nil
 		}
 	}
+}
+
+// An answer fetched ahead of a commit that then failed is the one answer
+// Clarion has seen that lies beyond what it committed. Microsoft does not
+// repeat answers, but an answer replayed for a later query (the
+// repeat_answer fault of P08: a gateway repeating its last page) would
+// then follow that query's cursor, pass the stall check, and move the
+// cursors over rows never committed. So the engine remembers, per feed,
+// such an answer and the query it answered until a sweep of the feed
+// ends, and refuses it as the answer to any other query.
+type unconfirmedAnswer struct {
+	query       sentinel.PollParams
+	rows        int
+	first, last sentinel.Incident
+}
+
+// noteUnconfirmed waits for the answer fetched ahead (it is bounded by the
+// poll's timeout) and remembers it.
+func (e *Engine) noteUnconfirmed(k feedKey, query sentinel.PollParams, pending <-chan fetched) {
+	f := <-pending
+	if f.err != nil || len(f.page.Incidents) == 0 {
+		return
+	}
+	incs := f.page.Incidents
+	e.unconfirmedMu.Lock()
+	defer e.unconfirmedMu.Unlock()
+	e.unconfirmed[k] = unconfirmedAnswer{query: query, rows: f.page.Rows, first: incs[0], last: incs[len(incs)-1]}
+}
+
+func (e *Engine) forgetUnconfirmed(k feedKey) {
+	e.unconfirmedMu.Lock()
+	defer e.unconfirmedMu.Unlock()
+	delete(e.unconfirmed, k)
+}
+
+// replayed reports whether page is the feed's unconfirmed answer given to
+// another query. The same query may legitimately get the same answer (the
+// poll after the failed commit asks it again): that confirms it.
+func (e *Engine) replayed(k feedKey, query sentinel.PollParams, page Page) bool {
+	e.unconfirmedMu.Lock()
+	defer e.unconfirmedMu.Unlock()
+	u, ok := e.unconfirmed[k]
+	incs := page.Incidents
+	if !ok || len(incs) == 0 || page.Rows != u.rows || !sameKey(incs[0], u.first) || !sameKey(incs[len(incs)-1], u.last) {
+		return false
+	}
+	delete(e.unconfirmed, k)
+	return !sameQuery(query, u.query)
+}
+
+func sameKey(a, b sentinel.Incident) bool {
+	return a.Name == b.Name && a.CreatedTime.Equal(b.CreatedTime)
+}
+
+func sameQuery(a, b sentinel.PollParams) bool {
+	return a.Start.Equal(b.Start) && a.AfterTime.Equal(b.AfterTime) && a.AfterName == b.AfterName && a.PageSize == b.PageSize
+}
+
+// invalidIn counts the page's unreadable rows that lie in the monitor's own
+// sweep. Such a row has no key to place it by, so its place in the answer
+// does: the rows come in key order, and a row belongs to the sweep of the
+// monitors that want the readable row before it (or, first in the page,
+// the readable row after it; all of them if none is readable). A monitor
+// created after it then does not report a row it would never have read on
+// its own.
+func invalidIn(s *subscriber, page Page) int {
+	n := 0
+	for _, err := range page.Invalid {
+		var re *sentinel.RowError
+		if !errors.As(err, &re) || len(page.Incidents) == 0 {
+			n++
+			continue
+		}
+		// Readable rows before this one: its index less the unreadable
+		// rows before it (Invalid is in the rows' order).
+		before := re.Row
+		for _, o := range page.Invalid {
+			var ore *sentinel.RowError
+			if errors.As(o, &ore) && ore.Row < re.Row {
+				before--
+			}
+		}
+		near := page.Incidents[min(max(before-1, 0), len(page.Incidents)-1)]
+		if s.wants(near) {
+			n++
+		}
+	}
+	return n
 }
 
 // take sorts one page's rows into the subscriber: its counts, watermark

@@ -383,30 +383,10 @@ func runLoopChurn(t *testing.T, replicas int) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	check := func(name string, want map[string]bool, got map[string]int) {
-		missing, dup, extra := 0, 0, 0
-		for id := range want {
-			switch got[id] {
-			case 0:
-				missing++
-			case 1:
-			default:
-				dup++
-			}
-		}
-		for id := range got {
-			if !want[id] {
-				extra++
-			}
-		}
-		if missing+dup+extra != 0 {
-			t.Errorf("%s: %d incidents, %d alerts: %d missing, %d duplicated, %d from elsewhere", name, len(want), len(got), missing, dup, extra)
-		}
-	}
 	all := maps.Clone(want1)
 	maps.Copy(all, want2)
-	check("workspace A (both Sentinel workspaces)", all, gotA)
-	check("workspace B (first Sentinel workspace)", want1, gotB)
+	checkExactlyOnce(t, "workspace A (both Sentinel workspaces)", all, gotA)
+	checkExactlyOnce(t, "workspace B (first Sentinel workspace)", want1, gotB)
 
 	cancel()
 	select {

@@ -158,31 +158,11 @@ func TestSoakRandomFaultsLoseAndDuplicateNothing(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	check := func(name string, want map[string]bool, got map[string]int) {
-		missing, dup, extra := 0, 0, 0
-		for id := range want {
-			switch got[id] {
-			case 0:
-				missing++
-			case 1:
-			default:
-				dup++
-			}
-		}
-		for id := range got {
-			if !want[id] {
-				extra++
-			}
-		}
-		if missing+dup+extra != 0 {
-			t.Errorf("%s: %d incidents, %d alerts: %d missing, %d duplicated, %d from elsewhere", name, len(want), len(got), missing, dup, extra)
-		}
-	}
 	close(faultsDone) // faults went on until here: recovery happened under fire
 	wg.Wait()
 	e.emu.ClearFaults()
-	check("Contoso workspace", wantA, gotA)
-	check("Fabrikam workspace", wantB, gotB)
+	checkExactlyOnce(t, "Contoso workspace", wantA, gotA)
+	checkExactlyOnce(t, "Fabrikam workspace", wantB, gotB)
 	st := e.emu.Stats()
 	faulted := 0
 	for _, tn := range []string{emulator.ContosoTenantID, emulator.FabrikamTenantID} {
@@ -197,4 +177,29 @@ func TestSoakRandomFaultsLoseAndDuplicateNothing(t *testing.T) {
 	}
 	t.Logf("soak: %d incidents; emulator answered %d requests, errors %v / %v", n, st.Total.Count,
 		st.Tenant(emulator.ContosoTenantID).Errors, st.Tenant(emulator.FabrikamTenantID).Errors)
+}
+
+// checkExactlyOnce reports, under name, the incidents of want that have no
+// alert or more than one in got (alerts per incident id), and the alerts of
+// incidents not in want.
+func checkExactlyOnce(t *testing.T, name string, want map[string]bool, got map[string]int) {
+	t.Helper()
+	missing, dup, extra := 0, 0, 0
+	for id := range want {
+		switch got[id] {
+		case 0:
+			missing++
+		case 1:
+		default:
+			dup++
+		}
+	}
+	for id := range got {
+		if !want[id] {
+			extra++
+		}
+	}
+	if missing+dup+extra != 0 {
+		t.Errorf("%s: %d incidents, %d alerts: %d missing, %d duplicated, %d from elsewhere", name, len(want), len(got), missing, dup, extra)
+	}
 }

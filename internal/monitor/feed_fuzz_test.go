@@ -72,7 +72,7 @@ func (s *tableSource) QueryIncidents(ctx context.Context, _ store.Connection, _ 
 		if c := a.inc.CreatedTime.Compare(b.inc.CreatedTime); c != 0 {
 			return c
 		}
-		return compareStr(a.inc.Name, b.inc.Name)
+		return strings.Compare(a.inc.Name, b.inc.Name)
 	})
 	var p monitor.Page
 	for _, r := range rows {
@@ -95,15 +95,6 @@ func (s *tableSource) QueryIncidents(ctx context.Context, _ store.Connection, _ 
 	return p, nil
 }
 
-func compareStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 func row(name string, created time.Time, sev string) tableRow {
 	return tableRow{inc: sentinel.Incident{Name: name, Title: "Incident " + name, Severity: sev, Status: "New",

@@ -7,10 +7,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"sync"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 

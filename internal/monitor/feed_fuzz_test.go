@@ -95,7 +95,6 @@ func (s *tableSource) QueryIncidents(ctx context.Context, _ store.Connection, _ 
 	return p, nil
 }
 
-
 func row(name string, created time.Time, sev string) tableRow {
 	return tableRow{inc: sentinel.Incident{Name: name, Title: "Incident " + name, Severity: sev, Status: "New",
 		CreatedTime: created, LastModifiedTime: created, Payload: []byte(`{}`)}}
@@ -240,7 +239,7 @@ func (f *fuzzMonitor) wants(inc sentinel.Incident) bool {
 // it by design (for one monitor alone too).
 func TestFeedFuzzLosesAndDuplicatesNothing(t *testing.T) {
 	for _, v := range []struct {
-		name                 string
+		name         string
 		faults, late bool
 	}{{"late rows", false, true}, {"faults", true, false}} {
 		t.Run(v.name, func(t *testing.T) {

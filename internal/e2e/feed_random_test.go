@@ -363,17 +363,7 @@ func runLoopChurn(t *testing.T, replicas int) {
 	close(churnDone)
 	wg.Wait()
 
-	countsB := func() map[string]int {
-		var page struct {
-			Alerts []api.AlertView `json:"alerts"`
-		}
-		doAs(t, e.url, tokB, "GET", "/api/v1/alerts?limit=500", nil, &page)
-		out := map[string]int{}
-		for _, a := range page.Alerts {
-			out[a.IncidentID]++
-		}
-		return out
-	}
+	countsB := func() map[string]int { return e.alertCountsAs(tokB) }
 	deadline := time.Now().Add(30 * time.Second)
 	var gotA, gotB map[string]int
 	for {

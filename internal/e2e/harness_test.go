@@ -231,7 +231,10 @@ func (e *env) mustPoll(monitorID string) {
 }
 
 // alerts lists every alert of the env's workspace through the API.
-func (e *env) alerts() []api.AlertView {
+func (e *env) alerts() []api.AlertView { return e.alertsAs(e.token) }
+
+// alertsAs lists every alert of the workspace of an API token, page by page.
+func (e *env) alertsAs(token string) []api.AlertView {
 	e.t.Helper()
 	var all []api.AlertView
 	cursor := ""
@@ -244,7 +247,7 @@ func (e *env) alerts() []api.AlertView {
 		if cursor != "" {
 			path += "&cursor=" + cursor
 		}
-		if code := e.do("GET", path, nil, &page); code != 200 {
+		if code := doAs(e.t, e.url, token, "GET", path, nil, &page); code != 200 {
 			e.t.Fatalf("list alerts: HTTP %d", code)
 		}
 		all = append(all, page.Alerts...)
@@ -255,10 +258,13 @@ func (e *env) alerts() []api.AlertView {
 	}
 }
 
-// alertCounts counts alerts per incident id.
-func (e *env) alertCounts() map[string]int {
+// alertCounts counts the env's workspace's alerts per incident id.
+func (e *env) alertCounts() map[string]int { return e.alertCountsAs(e.token) }
+
+// alertCountsAs counts the alerts of an API token's workspace per incident id.
+func (e *env) alertCountsAs(token string) map[string]int {
 	out := map[string]int{}
-	for _, a := range e.alerts() {
+	for _, a := range e.alertsAs(token) {
 		out[a.IncidentID]++
 	}
 	return out

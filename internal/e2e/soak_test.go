@@ -127,28 +127,7 @@ func TestSoakRandomFaultsLoseAndDuplicateNothing(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // incidents arrive over time
 	}
 
-	countsB := func() map[string]int {
-		out := map[string]int{}
-		cursor := ""
-		for {
-			var page struct {
-				Alerts     []api.AlertView `json:"alerts"`
-				NextCursor string          `json:"next_cursor"`
-			}
-			p := "/api/v1/alerts?limit=500"
-			if cursor != "" {
-				p += "&cursor=" + cursor
-			}
-			doAs(t, e.url, tokB, "GET", p, nil, &page)
-			for _, a := range page.Alerts {
-				out[a.IncidentID]++
-			}
-			if page.NextCursor == "" {
-				return out
-			}
-			cursor = page.NextCursor
-		}
-	}
+	countsB := func() map[string]int { return e.alertCountsAs(tokB) }
 	deadline := time.Now().Add(90 * time.Second)
 	var gotA, gotB map[string]int
 	for {

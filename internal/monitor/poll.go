@@ -333,8 +333,10 @@ func (e *Engine) take(s *subscriber, incs []sentinel.Incident, now time.Time) {
 		if inc.CreatedTime.Before(s.m.CreatedAt) {
 			continue // defensive: wants already excludes these
 		}
-		a := e.alertFor(s.m, inc, now)
-		if !severityAllowed(s.m.Severities, a.Severity) {
+		// Filters first: a feed's pages hold every monitor's rows, and an
+		// alert (deep link, truncated texts, id) is built only for a row
+		// that passes.
+		if !severityAllowed(s.m.Severities, sentinel.MapSeverity(inc.Severity)) {
 			s.counts.FilteredSeverity++
 			continue
 		}
@@ -342,7 +344,7 @@ func (e *Engine) take(s *subscriber, incs []sentinel.Incident, now time.Time) {
 			s.counts.FilteredSearch++
 			continue
 		}
-		s.alerts = append(s.alerts, a)
+		s.alerts = append(s.alerts, e.alertFor(s.m, inc, now))
 	}
 }
 

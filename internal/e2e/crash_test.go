@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,29 +18,9 @@ import (
 
 	"github.com/clarion/sentinel/internal/demo"
 	"github.com/clarion/sentinel/internal/emulator"
+	"github.com/clarion/sentinel/internal/proctest"
 	"github.com/clarion/sentinel/internal/store"
 )
-
-// buildClarion builds the clarion binary once per test run.
-func buildClarion(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "clarion")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/clarion/sentinel/cmd/clarion")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // child is one `clarion serve` process.
 type child struct {
@@ -103,7 +82,10 @@ func TestCrashSafetyKilledAtRandomMoments(t *testing.T) {
 		t.Skip("crash test: skipped with -short")
 	}
 	t.Parallel()
-	bin := buildClarion(t)
+	bin, err := proctest.BuildClarion(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	ecfg := emulator.DefaultConfig()
 	emu, err := emulator.New(ecfg)
 	if err != nil {
@@ -113,7 +95,7 @@ func TestCrashSafetyKilledAtRandomMoments(t *testing.T) {
 	t.Cleanup(emuSrv.Close)
 
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	env := append(os.Environ(),
 		"CLARION_ADDR="+addr,
 		"CLARION_DATA_DIR="+dir,

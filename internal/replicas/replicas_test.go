@@ -7,13 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +25,7 @@ import (
 	"github.com/clarion/sentinel/internal/demo"
 	"github.com/clarion/sentinel/internal/emulator"
 	"github.com/clarion/sentinel/internal/entra"
+	"github.com/clarion/sentinel/internal/proctest"
 	"github.com/clarion/sentinel/internal/secrets"
 	"github.com/clarion/sentinel/internal/store/storetest"
 )
@@ -411,17 +410,9 @@ func setup(t *testing.T, dsn string) *harness {
 }
 
 // build compiles cmd/clarion into the test's temporary directory.
-func (h *harness) build() error {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	h.bin = filepath.Join(h.dir, "clarion")
-	out, err := exec.Command(goTool, "build", "-o", h.bin, "github.com/clarion/sentinel/cmd/clarion").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go build ./cmd/clarion: %v\n%s", err, out)
-	}
-	return nil
+func (h *harness) build() (err error) {
+	h.bin, err = proctest.BuildClarion(h.dir)
+	return err
 }
 
 // env is the environment of every clarion command of the test: what all
@@ -496,7 +487,7 @@ type replica struct {
 
 func (h *harness) startReplica(id string) *replica {
 	h.t.Helper()
-	addr := freeAddr(h.t)
+	addr := proctest.FreeAddr(h.t)
 	r := &replica{id: id, url: "http://" + addr, log: filepath.Join(h.dir, id+".log"), exited: make(chan struct{})}
 	f, err := os.Create(r.log)
 	if err != nil {
@@ -901,16 +892,6 @@ func refreshesPerTenant(s emulator.Stats) map[string]int {
 }
 
 // ---- small helpers ----
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func post(t *testing.T, url, token string, body any) (int, string) {
 	b, _ := json.Marshal(body)
